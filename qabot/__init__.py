@@ -1,0 +1,1 @@
+"""qabot: ask a news archive a question and get a cited answer."""
