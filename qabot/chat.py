@@ -1,0 +1,91 @@
+"""One conversation turn and its plain-text rendering, shared by `qabot ask` and `qabot chat`.
+
+The terminal chat and the Telegram bot give the same answers: both go through
+:class:`Conversation`; only the rendering differs (plain text here, HTML in the bot).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from .documents import Answer, Passage
+from .errors import QuestionError
+from .retriever import Retriever
+
+NOT_FOUND = "I found nothing in the archive that answers this."
+SNIPPET_CHARS = 220
+
+
+def snippet(passage: Passage, *, limit: int = SNIPPET_CHARS, focus: int | None = None) -> str:
+    """The passage text cut at word boundaries to about ``limit`` characters.
+
+    ``focus`` is an offset in the article's text (e.g. where the answering sentence
+    starts): the snippet then starts there instead of at the passage's beginning.
+    """
+    text = passage.text
+    prefix = ""
+    if focus is not None and passage.start < focus < passage.end:
+        text = text[focus - passage.start :]
+        prefix = "… "
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return prefix + text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return prefix + cut + " …"
+
+
+def citation(number: int, passage: Passage) -> str:
+    """``[1] Title (2025-08-15) · source · url`` on one line."""
+    parts = [f"[{number}] {passage.title}"]
+    if passage.date:
+        parts.append(f"({passage.date})")
+    line = " ".join(parts)
+    extras = [x for x in (passage.source, passage.url) if x]
+    return line + ("".join(f" · {x}" for x in extras))
+
+
+def render_answer(answer: Answer, *, width: int = 100) -> str:
+    """The answer as plain text: the sentence, its source number, then the numbered sources."""
+    lines: list[str] = []
+    if answer.sentence is None:
+        lines.append(NOT_FOUND)
+    else:
+        number = (answer.passage_index or 0) + 1
+        lines.extend(textwrap.wrap(f"{answer.sentence} [{number}]", width=width) or [""])
+    if answer.passages:
+        lines.append("")
+        lines.append("Sources:" if answer.sentence is not None else "Closest passages:")
+        for i, passage in enumerate(answer.passages, start=1):
+            focus = answer.sentence_start if i - 1 == answer.passage_index else None
+            lines.append(citation(i, passage))
+            text = snippet(passage, focus=focus)
+            lines.extend(textwrap.wrap(text, width=width, initial_indent="    ", subsequent_indent="    "))
+    for note in answer.notes:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Turn:
+    """What one question produced: the answer, or a message for the user when it failed kindly."""
+
+    question: str
+    answer: Answer | None
+    message: str | None = None
+
+
+class Conversation:
+    """A chat with one user: asks the retriever and remembers the last turn."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+        self.last: Turn | None = None
+
+    def ask(self, text: str) -> Turn:
+        try:
+            answer = self.retriever.ask(text)
+        except QuestionError as exc:
+            return Turn(question=text, answer=None, message=str(exc))
+        self.last = Turn(question=answer.question, answer=answer)
+        return self.last

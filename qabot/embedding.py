@@ -1,0 +1,262 @@
+"""Embedders: text in, L2-normalised float32 vectors out.
+
+``Embedder``                  the protocol the indexer and the search use
+``SentenceTransformerEmbedder`` a sentence-transformers model with query/passage prompts
+``HashEmbedder``              deterministic hashed n-grams, no model: for fast unit tests
+``load_embedder``             a model name -> an Embedder (installs the default model offline)
+
+The text a model sees is explicit: ``query_prompt + text`` for questions and
+``passage_prompt + text`` for indexed chunks (e5 models need ``query: ``/``passage: ``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from qabot.errors import ModelError
+from qabot.provision import DEFAULT_MODEL, default_model_dir, install_model, is_installed
+
+logger = logging.getLogger(__name__)
+
+HASH_MODEL = "hash-test"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, f"intfloat/{DEFAULT_MODEL}"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the indexer and the search need from an embedding model."""
+
+    name: str  # recorded in the index manifest, e.g. "multilingual-e5-small"
+    dimension: int
+    max_seq_length: int  # in the model's own tokens
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (n, dimension), L2-normalised: one row per question."""
+        ...
+
+    def embed_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray:
+        """float32 (n, dimension), L2-normalised: one row per passage."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens of ``text`` encoded as a passage (prompt and special tokens included)."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; questions and passages get their own prompt.
+
+    ``model`` is a local folder or a Hugging Face model id (tried from the local cache
+    first, so an already-downloaded model works offline). Torch runs on ``device``.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        name: str | None = None,
+        query_prompt: str = "query: ",
+        passage_prompt: str = "passage: ",
+        device: str = "cpu",
+    ) -> None:
+        self._model = _load_sentence_transformer(model, device=device)
+        self.name = name or (Path(model).name if Path(model).is_dir() else str(model))
+        self.query_prompt = query_prompt
+        self.passage_prompt = passage_prompt
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )  # renamed in sentence-transformers 6
+        dimension = get_dim()
+        if not dimension:
+            raise ModelError(f"embedding model {model}: cannot tell its embedding dimension")
+        self.dimension = int(dimension)
+        self.max_seq_length = int(self._model.max_seq_length or 512)
+        self._tokenizer: Any = self._model.tokenizer
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``query_prompt + text`` for each text; float32 (n, dim), L2-normalised."""
+        return self._encode([self.query_prompt + t for t in texts], batch_size=32, progress=False)
+
+    def embed_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray:
+        """Encode ``passage_prompt + text`` for each text, in batches; float32 (n, dim)."""
+        return self._encode(
+            [self.passage_prompt + t for t in texts], batch_size=batch_size, progress=show_progress
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``passage_prompt + text`` with <s> and </s>, not truncated."""
+        # verbose=False: counting long texts is the point, not a mistake worth a warning
+        encoded = self._tokenizer(self.passage_prompt + text, add_special_tokens=True, verbose=False)
+        return len(encoded["input_ids"])
+
+    def _encode(self, texts: list[str], *, batch_size: int, progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # sentence-transformers sorts by length before batching (less padding), then
+        # restores the input order; the prompt is already in the text, and prompt=""
+        # stops a model's default_prompt_name from adding a second one
+        vectors = self._model.encode(
+            texts,
+            prompt="",
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(name={self.name!r}, dimension={self.dimension})"
+
+
+class HashEmbedder:
+    """Deterministic hashed features, no model: for fast unit tests only.
+
+    Lowercase word unigrams and the character 3- and 4-grams of each word are hashed
+    (blake2b, stable across runs, unlike ``hash()``) into signed buckets, then the vector
+    is L2-normalised: texts that share words or word pieces score higher.
+    """
+
+    name = HASH_MODEL
+    max_seq_length = 512
+
+    def __init__(self, *, dimension: int = 256) -> None:
+        self.dimension = dimension
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """One hashed vector per text; float32 (n, dim), L2-normalised."""
+        return self._embed(texts)
+
+    def embed_passages(
+        self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray:
+        """Same as :meth:`embed_queries` (no prompts here); the batch options are ignored."""
+        return self._embed(texts)
+
+    def count_tokens(self, text: str) -> int:
+        """Whitespace words plus two, standing in for <s> and </s>."""
+        return len(text.split()) + 2
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = self._vector(text)
+        return out
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dimension, dtype=np.float64)
+        words = re.findall(r"\w+", text.lower())
+        for word in words:
+            self._add(vec, "w:" + word, 1.0)
+            padded = f" {word} "  # so that prefixes and suffixes are n-grams of their own
+            for n in (3, 4):
+                for i in range(len(padded) - n + 1):
+                    self._add(vec, f"c{n}:" + padded[i : i + n], 0.5)
+        if not words:
+            self._add(vec, "<empty>", 1.0)  # a fixed unit vector, so every row stays normalised
+        norm = np.linalg.norm(vec)
+        if norm == 0.0:  # every feature cancelled out: fall back to the fixed vector
+            self._add(vec, "<empty>", 1.0)
+            norm = np.linalg.norm(vec)
+        return (vec / norm).astype(np.float32)
+
+    def _add(self, vec: np.ndarray, feature: str, weight: float) -> None:
+        digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        # the sign bit keeps colliding features from only ever adding up
+        vec[value % self.dimension] += weight if (value >> 63) & 1 else -weight
+
+    def __repr__(self) -> str:
+        return f"HashEmbedder(dimension={self.dimension})"
+
+
+def load_embedder(
+    model: str,
+    *,
+    cache_dir: Path,
+    query_prompt: str | None = None,
+    passage_prompt: str | None = None,
+    device: str = "cpu",
+) -> Embedder:
+    """An Embedder for ``model``.
+
+    ``"multilingual-e5-small"`` (or ``"intfloat/multilingual-e5-small"``): the folder built
+    offline under ``cache_dir/models``, installed first if missing. ``"hash-test"``: the
+    :class:`HashEmbedder`. Anything else: a sentence-transformers model id or local folder.
+    Prompts default to ``"query: "``/``"passage: "`` for e5 models, else ``""``.
+    Raises ModelError with a one-line reason when the model cannot be had.
+    """
+    if model == HASH_MODEL:
+        return HashEmbedder()
+    default_qp, default_pp = default_prompts(model)
+    qp = query_prompt if query_prompt is not None else default_qp
+    pp = passage_prompt if passage_prompt is not None else default_pp
+    if model in _DEFAULT_ALIASES:
+        folder = default_model_dir(Path(cache_dir))
+        if not is_installed(folder):
+            logger.info("model %s is not installed in %s: installing it (offline)", model, folder)
+            install_model(folder)
+        return SentenceTransformerEmbedder(
+            folder, name=DEFAULT_MODEL, query_prompt=qp, passage_prompt=pp, device=device
+        )
+    return SentenceTransformerEmbedder(model, query_prompt=qp, passage_prompt=pp, device=device)
+
+
+def default_prompts(model: str) -> tuple[str, str]:
+    """(query prompt, passage prompt) for a model name: e5 models were trained with
+    ``query: ``/``passage: `` and score worse without them; other models get none."""
+    return ("query: ", "passage: ") if "e5" in model.lower() else ("", "")
+
+
+def _load_sentence_transformer(model: str | Path, *, device: str) -> Any:
+    """Load a SentenceTransformer without touching the network when it is on disk."""
+    local = Path(model).expanduser()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ModelError(f"sentence-transformers is not installed ({exc}); "
+                         "run `pip install sentence-transformers`") from exc
+    if local.is_dir():  # a local folder never reaches for the Hub
+        attempts = [{"local_files_only": True}]
+    else:  # a Hub id: the local HF cache first, then a download
+        attempts = [{"local_files_only": True}, {"local_files_only": False}]
+    error: Exception | None = None
+    with _quiet_weight_loading():
+        for kwargs in attempts:
+            try:
+                return SentenceTransformer(str(local if local.is_dir() else model), device=device, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - ST/transformers/hub raise many types
+                error = exc
+    reason = " ".join(str(error).split())[:300]
+    hint = ("check the folder is a sentence-transformers model" if local.is_dir() else
+            "check the name, the network, or use a local folder or 'multilingual-e5-small'")
+    raise ModelError(f"cannot load embedding model {str(model)!r}: {reason} ({hint})") from error
+
+
+@contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar: every `qabot ask` would print it."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,104 @@
+"""Rankings and fusion.
+
+Every ranker returns ``list[tuple[int, float]]``: (chunk id, score), best first.
+Building the query (:func:`fts_query`) and fusing rankings (:func:`fuse_rrf`) are pure
+functions; the thin functions that run them take the store.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+
+import numpy as np
+
+from .documents import Passage
+from .store import Store
+
+Ranking = list[tuple[int, float]]
+
+# Words only: letters/digits with inner hyphens, dots or apostrophes ("Kreml-Chef", "11.00").
+_WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
+_STOPWORDS = frozenset(
+    """
+    a an and are as at be by did do does for from had has have how in is it of on or the to was
+    were what when where which who whom whose why will with would
+    der die das den dem des ein eine einer eines einem einen und oder ist sind war waren wird
+    werden hat haben hatte wie wer wen wem wessen was wann wo warum welche welcher welches im in
+    am an auf aus bei mit nach von vor zu zum zur um für über es sie er ich wir ihr man sich nicht
+    """.split()
+)
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased content words of ``text`` (stopwords dropped), in order, without repeats."""
+    seen: dict[str, None] = {}
+    for match in _WORD.finditer(text.lower()):
+        word = match.group(0)
+        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression that searches ``text``'s words as plain words, OR-ed.
+
+    Every term is a double-quoted string, so FTS5 syntax in user text (AND, OR, NOT, NEAR,
+    ``*``, ``-``, ``:``, parentheses, quotes) is searched as words, never interpreted.
+    Returns None when nothing searchable is left.
+    """
+    quoted = []
+    for word in terms(text):
+        # inside an FTS5 string a double quote is escaped by doubling it
+        quoted.append('"' + word.replace('"', '""') + '"')
+    return " OR ".join(quoted) if quoted else None
+
+
+def dense_ranking(store: Store, query_vector: np.ndarray, k: int) -> Ranking:
+    """Chunks nearest to the query vector (cosine)."""
+    return store.search_vectors(query_vector, k)
+
+
+def keyword_ranking(store: Store, question: str, k: int) -> Ranking:
+    """Chunks matching the question's words in FTS5, by bm25 (higher is better)."""
+    match = fts_query(question)
+    if match is None:
+        return []
+    sql = "select rowid, -bm25(chunks_fts) as score from chunks_fts where chunks_fts match ? order by score desc limit ?"
+    try:
+        rows = store.db.execute(sql, [match, k]).fetchall()
+    except sqlite3.OperationalError:
+        # A malformed expression is a bug in fts_query, but never a reason to fail a question.
+        return []
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def fuse_rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> Ranking:
+    """Reciprocal-rank fusion: score(id) = sum_i weight_i / (k + rank_i(id)), rank from 1."""
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    scores: dict[int, float] = {}
+    for weight, ranking in zip(weights, rankings):
+        for rank, (item, _) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def passages_for(store: Store, ranking: Ranking) -> list[Passage]:
+    """Turn a ranking into passages with their article metadata, keeping the order."""
+    rows = store.chunk_rows([chunk_id for chunk_id, _ in ranking])
+    passages = []
+    for chunk_id, score in ranking:
+        row = rows.get(chunk_id)
+        if row is None:  # deleted between ranking and lookup
+            continue
+        passages.append(
+            Passage(
+                chunk_id=chunk_id, article_id=row["article_id"], title=row["title"], date=row["date"],
+                url=row["url"], source=row["source"], text=row["text"], start=row["start"], end=row["end"],
+                score=score,
+            )
+        )
+    return passages

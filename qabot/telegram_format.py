@@ -1,0 +1,322 @@
+"""Telegram-side text, all pure: HTML rendering, message splitting, languages, follow-ups.
+
+``render_answer``      an Answer as Telegram HTML: the sentence in bold, then numbered sources
+``render_passages``    passages in full (the "Sources" button) or as a list (the "More" button)
+``split_message``      HTML cut into parts of at most 4096 characters, never inside a tag or
+                       an entity; tags open at a cut are closed and reopened in the next part
+``plain_text``         the HTML as plain text, for when Telegram rejects the formatting
+``detect_language``    "de" or "en" from the question's words or Telegram's language_code
+``addressed_question`` the question in a message, or None when it is not for the bot
+``expand_followup``    "and when does Trump arrive?" plus the previous question's content words
+
+Everything from the archive or the user goes through :func:`html.escape`; Telegram's
+HTML mode knows only a few tags (b, i, a, ...), and ``<`` or ``&`` in text must be escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from .chat import snippet
+from .documents import Answer, Passage
+
+MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "welcome": (
+            "Hi! I answer questions about a news archive of {articles} articles ({first} – {last}).\n\n"
+            "Ask in English or German, e.g. <i>When does Putin land in Alaska?</i> I reply with the "
+            "sentence that answers it and the articles I found it in. Follow-up questions "
+            "(<i>and when does Trump arrive?</i>) build on your last one.\n\n"
+            "In groups, mention me ({mention}) or write /ask and your question.\n/help shows this again."
+        ),
+        "not_found": "I found nothing in the archive that answers this.",
+        "sources": "Sources",
+        "closest": "Closest passages",
+        "more_results": "More results",
+        "button_sources": "📄 Sources",
+        "button_more": "➕ More",
+        "refused": (
+            "Sorry, this bot is private. Your Telegram user id is {user_id}: "
+            "give it to the bot's operator to be let in."
+        ),
+        "slow_down": "You are asking faster than I can answer. Please wait {seconds} s and ask again.",
+        "too_long": "Your question is too long ({length} characters; at most {limit}). Please shorten it.",
+        "empty": "Ask me a question, e.g. /ask When does Putin land in Alaska?",
+        "bad_question": "I cannot answer that: {reason}",
+        "error": "Sorry, something went wrong on my side. Please try again in a moment.",
+        "expired": "These results have expired. Please ask the question again.",
+        "no_more": "There are no more results for this question.",
+        "note": "Note",
+    },
+    "de": {
+        "welcome": (
+            "Hallo! Ich beantworte Fragen zu einem Nachrichtenarchiv mit {articles} Artikeln ({first} – {last}).\n\n"
+            "Frag auf Deutsch oder Englisch, z. B. <i>Wann landet Putin in Alaska?</i> Ich antworte mit dem "
+            "Satz, der die Frage beantwortet, und den Artikeln, in denen er steht. Anschlussfragen "
+            "(<i>und wann kommt Trump an?</i>) beziehen sich auf deine letzte Frage.\n\n"
+            "In Gruppen erwähne mich ({mention}) oder schreib /ask und deine Frage.\n/help zeigt diese Hilfe."
+        ),
+        "not_found": "Dazu habe ich im Archiv nichts gefunden.",
+        "sources": "Quellen",
+        "closest": "Nächstliegende Stellen",
+        "more_results": "Weitere Treffer",
+        "button_sources": "📄 Quellen",
+        "button_more": "➕ Mehr",
+        "refused": (
+            "Dieser Bot ist nicht öffentlich. Deine Telegram-Nutzer-ID ist {user_id}: "
+            "gib sie dem Betreiber des Bots, um freigeschaltet zu werden."
+        ),
+        "slow_down": "Du fragst schneller, als ich antworten kann. Bitte warte {seconds} s und frag dann noch einmal.",
+        "too_long": "Deine Frage ist zu lang ({length} Zeichen; höchstens {limit}). Bitte kürze sie.",
+        "empty": "Stell mir eine Frage, z. B. /ask Wann landet Putin in Alaska?",
+        "bad_question": "Das kann ich nicht beantworten: {reason}",
+        "error": "Entschuldige, bei mir ist etwas schiefgegangen. Bitte versuch es gleich noch einmal.",
+        "expired": "Diese Ergebnisse sind abgelaufen. Bitte stell die Frage noch einmal.",
+        "no_more": "Zu dieser Frage gibt es keine weiteren Treffer.",
+        "note": "Hinweis",
+    },
+}
+
+
+def t(lang: str, key: str, **values: object) -> str:
+    """The ``key`` text in ``lang`` (English when unknown), filled with escaped ``values``."""
+    template = TEXTS.get(lang, TEXTS["en"])[key]
+    return template.format(**{k: html.escape(str(v)) for k, v in values.items()})
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def _e(text: str | None) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def _titled(passage: Passage) -> str:
+    """The title, linked when the article has a web address (only http(s): no javascript: links)."""
+    title = _e(" ".join(passage.title.split()) or passage.article_id)
+    if passage.url and re.match(r"https?://", passage.url, re.IGNORECASE):
+        return f'<a href="{_e(passage.url)}">{title}</a>'
+    return title
+
+
+def citation_html(number: int, passage: Passage) -> str:
+    """``1. Title · 2025-08-15 · source`` with the title linked where possible."""
+    parts = [f"{number}. {_titled(passage)}"] + [_e(x) for x in (passage.date, passage.source) if x]
+    return " · ".join(parts)
+
+
+def render_answer(answer: Answer, lang: str = "en", *, snippet_chars: int = 220) -> str:
+    """The reply to a question: the answering sentence in bold with its source number, then sources."""
+    blocks: list[str] = []
+    if answer.sentence is None:
+        blocks.append(_e(t(lang, "not_found")))
+    else:
+        blocks.append(f"<b>{_e(answer.sentence)}</b> [{(answer.passage_index or 0) + 1}]")
+    if answer.passages:
+        header = t(lang, "sources" if answer.found else "closest")
+        blocks.append(f"<b>{header}</b>")
+        for number, passage in enumerate(answer.passages, start=1):
+            blocks.append(citation_html(number, passage) + f"\n<i>{_e(snippet(passage, limit=snippet_chars))}</i>")
+    blocks.extend(f"<i>{t(lang, 'note')}: {_e(note)}</i>" for note in answer.notes)
+    return "\n\n".join(blocks)
+
+
+def render_passages(
+    passages: Sequence[Passage], lang: str = "en", *, first_number: int = 1, full: bool = True,
+    answer: Answer | None = None, header: str = "sources",
+) -> str:
+    """Passages numbered from ``first_number``: whole texts when ``full``, else snippets.
+
+    With ``answer``, its sentence is shown in bold inside the passage that holds it.
+    """
+    blocks = [f"<b>{t(lang, header)}</b>"]
+    for offset, passage in enumerate(passages):
+        number = first_number + offset
+        if full:
+            body = _highlighted(passage, answer) if answer is not None and answer.source == passage else _e(passage.text)
+        else:
+            body = f"<i>{_e(snippet(passage))}</i>"
+        blocks.append(citation_html(number, passage) + "\n" + body)
+    return "\n\n".join(blocks)
+
+
+def _highlighted(passage: Passage, answer: Answer) -> str:
+    start, end = answer.sentence_start, answer.sentence_end
+    if start is None or end is None or not passage.start <= start < end <= passage.end:
+        return _e(passage.text)
+    lo, hi = start - passage.start, end - passage.start
+    text = passage.text
+    return f"{_e(text[:lo])}<b>{_e(text[lo:hi])}</b>{_e(text[hi:])}"
+
+
+def plain_text(markup: str) -> str:
+    """Telegram HTML as plain text: links become ``text (url)``, other tags go, entities resolve."""
+    markup = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", markup, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+
+
+# -- splitting --------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
+_ATOM = re.compile(r"<[^>]*>|&#?\w+;")  # spans a cut must not fall into
+_SENTENCE_END = re.compile(r"[.!?…][\"'»“”)\]]*\s")
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji outside the BMP is 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _open_tags(markup: str) -> list[tuple[str, str]]:
+    """The tags still open at the end of ``markup``: (name, the opening tag as written)."""
+    stack: list[tuple[str, str]] = []
+    for match in _TAG.finditer(markup):
+        closing, name = match.group(1), match.group(2).lower()
+        if not closing:
+            stack.append((name, match.group(0)))
+        elif stack and stack[-1][0] == name:
+            stack.pop()
+    return stack
+
+
+def _safe(markup: str, pos: int) -> int:
+    """``pos`` moved back to the start of a tag or entity it falls into."""
+    for match in _ATOM.finditer(markup, max(0, pos - 2048)):
+        if match.start() >= pos:
+            break
+        if match.start() < pos < match.end():
+            return match.start()
+    return pos
+
+
+def _cut(markup: str, budget: int) -> int:
+    """Where to cut ``markup`` to keep at most ``budget`` characters: a paragraph end if one
+    is in the second half of the window, else a line end, a sentence end, a space, or anywhere."""
+    window = markup[:budget]
+    floor = budget // 2
+    for finder in (
+        lambda: window.rfind("\n\n"),
+        lambda: window.rfind("\n"),
+        lambda: max((m.end() - 1 for m in _SENTENCE_END.finditer(window)), default=-1),
+        lambda: window.rfind(" "),
+    ):
+        pos = finder()
+        if pos >= floor and _safe(markup, pos) == pos:
+            return pos
+    return _safe(markup, budget)
+
+
+def split_message(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """``markup`` in parts of at most ``limit`` UTF-16 units, each with balanced tags."""
+    parts: list[str] = []
+    prefix = ""  # the tags reopened from the previous part
+    rest = markup.strip()
+    while rest:
+        whole = prefix + rest
+        if utf16_len(whole) <= limit:
+            parts.append(whole)
+            break
+        budget = limit - utf16_len(prefix)
+        while True:
+            pos = _cut(rest, max(1, budget))
+            if pos <= 0:  # a tag longer than the window: take it whole so that we move on
+                match = _ATOM.match(rest)
+                pos = match.end() if match else 1
+            head = prefix + rest[:pos].rstrip()
+            stack = _open_tags(head)
+            part = head + "".join(f"</{name}>" for name, _ in reversed(stack))
+            overshoot = utf16_len(part) - limit
+            if overshoot <= 0 or budget <= 1:
+                break
+            budget -= max(overshoot, 1)
+        if plain_text(part).strip():
+            parts.append(part)
+        prefix = "".join(tag for _, tag in stack)
+        rest = rest[pos:].lstrip()
+    return parts
+
+
+# -- languages, addressing, follow-ups -------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_][\w-]*")
+_GERMAN = frozenset(
+    "der die das den dem des und ist sind wann wer wie wo warum wieso welche welcher welches nicht mit "
+    "ein eine einen einem auf für von sich hat haben wird werden kommt ankommt landet über nach bei "
+    "zum zur auch noch schon gibt sagte wurde wurden uhr heute gestern".split()
+)
+_ENGLISH = frozenset(
+    "the and is are when who how where why which does did do of to for with were will has have "
+    "arrive arrives land lands about what whom whose there this that after before at by on from".split()
+)
+_FOLLOWUP_START = re.compile(r"^\s*(and|und|also|what about|how about|und was ist mit|was ist mit)\b[\s,]*", re.IGNORECASE)
+_PRONOUNS = frozenset(
+    "he she it they him her them his its their there then that those "
+    "er sie es ihn ihm ihr ihnen dort da dann das dessen deren diese dieser".split()
+)
+_QUESTION_WORDS = frozenset(
+    "when who how where why which what whom wann wer wie wo warum wieso welche welcher welches was "
+    "woher wohin wieviel wie viele".split()
+)
+
+
+def detect_language(language_code: str | None, text: str = "") -> str:
+    """"de" or "en": the question's own words decide; Telegram's ``language_code`` breaks ties."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    german = sum(w in _GERMAN for w in words) + 2 * bool(re.search(r"[äöüß]", text.lower()))
+    english = sum(w in _ENGLISH for w in words)
+    if german != english:
+        return "de" if german > english else "en"
+    return "de" if (language_code or "").lower().startswith("de") else "en"
+
+
+def addressed_question(text: str, *, bot_username: str, private: bool, reply_to_bot: bool = False) -> str | None:
+    """The question in a message, or None when the bot is not addressed.
+
+    Private chats: every message. Groups: only messages that mention ``@bot_username``
+    (the mention is removed) or reply to the bot.
+    """
+    if private:
+        return text.strip()
+    mention = re.compile(rf"@{re.escape(bot_username)}\b", re.IGNORECASE) if bot_username else None
+    if mention is not None and mention.search(text):
+        return " ".join(mention.sub(" ", text).split())
+    return text.strip() if reply_to_bot else None
+
+
+def is_followup(question: str) -> bool:
+    """True for "and when ...?"/"und wann ...?", or a short question that leans on a pronoun."""
+    if _FOLLOWUP_START.match(question):
+        return True
+    words = [w.lower() for w in _WORD.findall(question)]
+    return 0 < len(words) <= 6 and any(w in _PRONOUNS for w in words)
+
+
+def content_words(text: str) -> list[str]:
+    """The words that carry meaning (names, nouns, verbs), in order, without repeats."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in _WORD.findall(text):
+        low = word.lower()
+        if len(word) < 3 or low in _GERMAN or low in _ENGLISH or low in _PRONOUNS or low in _QUESTION_WORDS or low in seen:
+            continue
+        seen.add(low)
+        out.append(word)
+    return out
+
+
+def expand_followup(question: str, previous: str | None, *, max_words: int = 6) -> str:
+    """``question`` with the previous question's content words added when it is a follow-up.
+
+    "and when does Trump arrive?" after "When does Putin land in Alaska?" becomes
+    "when does Trump arrive? Putin Alaska": the embedder then knows what "arrive" is about.
+    """
+    if not previous or not is_followup(question):
+        return question
+    own = {w.lower() for w in _WORD.findall(question)}
+    extra = [w for w in content_words(previous) if w.lower() not in own][:max_words]
+    stripped = _FOLLOWUP_START.sub("", question, count=1).strip() or question
+    return f"{stripped} {' '.join(extra)}" if extra else stripped

@@ -1,0 +1,146 @@
+"""The command line: every command has help; JSON shapes; errors are one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from qabot.cli import cli
+
+from .conftest import LANDING_SENTENCE
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append(prefix + (name,))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, prefix + (name,)))
+    return found
+
+
+ALL_COMMANDS = _commands(cli)
+
+
+def test_the_commands_the_readme_promises_exist():
+    names = {c[0] for c in ALL_COMMANDS}
+    assert {"index", "ask", "search", "chat", "check", "stats", "model", "run", "bot"} <= names
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    help_text = result.output.split("\n\n", 1)[1].strip()
+    assert len(help_text) > 20
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A clean working directory and environment using the tiny hash embedder."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("QABOT_MODEL", "hash-test")
+    monkeypatch.setenv("QABOT_INDEX", str(tmp_path / "ix"))
+    return tmp_path
+
+
+def _run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_index_json_summary_then_ask_and_search_json(env):
+    result = _run("index", "--sample", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert {"articles_read", "articles_indexed", "articles_skipped", "chunks_embedded", "errors"} <= set(summary)
+    assert (summary["articles_read"], summary["articles_indexed"], summary["errors"]) == (1, 1, [])
+
+    ask = _run("ask", "Wann landet Putin in Alaska?", "--json")
+    assert ask.exit_code == 0, ask.output
+    data = json.loads(ask.output)
+    assert {"question", "sentence", "passages"} <= set(data)
+    assert data["question"] == "Wann landet Putin in Alaska?"
+    assert {"article_id", "title", "date", "url", "text", "score"} <= set(data["passages"][0])
+
+    search = _run("search", "Putin", "-k", "2", "--json")
+    assert search.exit_code == 0
+    assert len(json.loads(search.output)["passages"]) == 2
+
+
+def test_index_if_missing_does_nothing_the_second_time(env):
+    assert _run("index", "--sample").exit_code == 0
+    again = _run("index", "--sample", "--if-missing")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_reports_bad_inputs_and_indexes_the_rest(env):
+    archive = Path(__file__).parent / "data" / "archive"
+    result = _run("index", str(archive), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["articles_indexed"] >= 3
+    assert summary["errors"], "the bad fixtures must be reported"
+    for error in summary["errors"]:
+        assert error["path"] and error["reason"]
+        assert str(archive) in error["path"] or not os.path.isabs(error["path"])
+
+
+def test_ask_without_an_index_is_one_clear_line(env):
+    result = CliRunner().invoke(cli, ["ask", "anything"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: no index at")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_empty_question_is_one_clear_line(env):
+    _run("index", "--sample")
+    result = CliRunner().invoke(cli, ["ask", "   "])
+    assert result.exit_code == 1 and "empty" in result.output
+
+
+def test_chat_reads_questions_from_stdin(env):
+    _run("index", "--sample")
+    result = _run("chat", input="Wann landet Putin in Alaska?\n\n   \nWer ist Lukaschenko?\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("? ") >= 2 and "Sources:" in result.output
+
+
+def test_check_and_stats_json(env):
+    _run("index", "--sample")
+    check = _run("check", "--json")
+    assert check.exit_code == 0 and json.loads(check.output)["ok"] is True
+    stats = json.loads(_run("stats", "--json").output)
+    assert {"articles": 1, "vectors": stats["chunks"]}.items() <= stats.items()
+    assert stats["first_date"] == "2025-08-15" and stats["model"] == "hash-test"
+
+
+def test_changing_the_model_of_an_index_is_refused(env, monkeypatch):
+    _run("index", "--sample")
+    monkeypatch.setenv("QABOT_CHUNK_TOKENS", "120")
+    result = CliRunner().invoke(cli, ["index", "--sample"])
+    assert result.exit_code == 1 and "chunk_tokens 200 (requested 120)" in result.output
+
+
+@pytest.mark.model
+def test_python_m_qabot_ask_with_the_real_model(sample_index, model_cache_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_")}
+    env.update({"QABOT_CACHE_DIR": str(model_cache_dir), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "qabot", "ask", "When does Putin land in Alaska?", "--index", str(sample_index), "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["sentence"] == LANDING_SENTENCE
+    assert data["passages"][data["citation"]]["date"] == "2025-08-15"

@@ -1,0 +1,79 @@
+"""Rankings: FTS5 escaping of user text, reciprocal-rank fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qabot.documents import Article, Chunk
+from qabot.search import fts_query, fuse_rrf, keyword_ranking, passages_for, terms
+from qabot.store import Store
+
+
+def test_terms_drop_stopwords_and_keep_numbers():
+    assert terms("When does Putin land in Alaska at 11.00?") == ["putin", "land", "alaska", "11.00"]
+    assert terms("Wann landet Putin in Alaska?") == ["landet", "putin", "alaska"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        'Putin AND "Alaska',
+        "NEAR(Putin Alaska)",
+        "Putin* -Alaska",
+        "title:Putin OR (Trump)",
+        'he said "hi"',
+        "NOT",
+        "^Putin",
+        "'; drop table chunks; --",
+    ],
+)
+def test_fts_syntax_in_questions_is_searched_as_words(tmp_path, question):
+    store = Store.create(tmp_path / "ix", model="m", dimension=2, chunk_tokens=200, chunk_overlap=1)
+    text = "Putin und Trump treffen sich in Alaska; he said hi, did not drop table chunks."
+    store.add(
+        [(Article(id="a", text=text, title="t"), [Chunk("a", 0, text, 0, len(text), 10)])],
+        np.array([[1.0, 0.0]], dtype=np.float32),
+    )
+    ranking = keyword_ranking(store, question, 5)
+    assert [chunk_id for chunk_id, _ in ranking] == [1]
+    assert store.counts()["chunks"] == 1
+    store.close()
+
+
+def test_fts_query_quotes_every_term():
+    assert fts_query('Putin AND "Trump" NEAR') == '"putin" OR "trump" OR "near"'
+    assert fts_query("   ") is None
+    assert fts_query("und der die") is None
+
+
+def test_fuse_rrf_rewards_agreement_and_is_deterministic():
+    dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    keyword = [(3, 12.0), (1, 10.0), (4, 1.0)]
+    fused = fuse_rrf([dense, keyword], k=60)
+    assert [i for i, _ in fused][:2] == [1, 3]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+    assert {i for i, _ in fused} == {1, 2, 3, 4}
+    assert fuse_rrf([dense, keyword]) == fused
+
+
+def test_fuse_rrf_weights():
+    fused = fuse_rrf([[(1, 1.0)], [(2, 1.0)]], weights=[1.0, 2.0])
+    assert [i for i, _ in fused] == [2, 1]
+    with pytest.raises(ValueError):
+        fuse_rrf([[(1, 1.0)]], weights=[1.0, 2.0])
+
+
+def test_fuse_rrf_of_nothing_is_empty():
+    assert fuse_rrf([[], []]) == []
+
+
+def test_passages_keep_ranking_order_and_metadata(tmp_path):
+    store = Store.create(tmp_path / "ix", model="m", dimension=2, chunk_tokens=200, chunk_overlap=1)
+    article = Article(id="a", text="Eins. Zwei.", title="Titel", date="2025-08-15", url="https://example.org/a", source="dpa")
+    store.add([(article, [Chunk("a", 0, "Eins.", 0, 5, 2), Chunk("a", 1, "Zwei.", 6, 11, 2)])], np.eye(2, dtype=np.float32))
+    passages = passages_for(store, [(2, 0.9), (1, 0.5), (99, 0.1)])
+    assert [(p.text, p.score) for p in passages] == [("Zwei.", 0.9), ("Eins.", 0.5)]
+    assert (passages[0].title, passages[0].date, passages[0].url, passages[0].source) == ("Titel", "2025-08-15", "https://example.org/a", "dpa")
+    assert (passages[0].start, passages[0].end) == (6, 11)
+    store.close()
