@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -185,7 +186,8 @@ def normalise_text(text: str) -> str:
     HTML markup, when there is any, is reduced to its text first (tags stripped, entities
     unescaped). This runs before an Article is built, because chunk offsets point into it.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NFC: decomposed accents ("e" + U+0301) tokenize differently from composed ones.
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     is_html = bool(_TAG.search(text))
     if is_html:
         # In HTML, newlines and runs of spaces mean one space; paragraphs come from the tags.

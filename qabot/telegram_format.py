@@ -113,7 +113,7 @@ def render_answer(answer: Answer, lang: str = "en", *, snippet_chars: int = 220)
     """The reply to a question: the answering sentence in bold with its source number, then sources."""
     blocks: list[str] = []
     if answer.sentence is None:
-        blocks.append(_e(t(lang, "not_found")))
+        blocks.append(t(lang, "not_found"))
     else:
         blocks.append(f"<b>{_e(answer.sentence)}</b> [{(answer.passage_index or 0) + 1}]")
     if answer.passages:
@@ -185,7 +185,7 @@ def _open_tags(markup: str) -> list[tuple[str, str]]:
 
 def _safe(markup: str, pos: int) -> int:
     """``pos`` moved back to the start of a tag or entity it falls into."""
-    for match in _ATOM.finditer(markup, max(0, pos - 2048)):
+    for match in _ATOM.finditer(markup):
         if match.start() >= pos:
             break
         if match.start() < pos < match.end():
