@@ -58,6 +58,10 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     return settings
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -120,10 +124,10 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
         _emit_json(report.to_dict())
         return
     click.echo(
-        f"indexed {report.articles_indexed} articles ({report.chunks_embedded} chunks) from {archive} into "
+        f"indexed {_count(report.articles_indexed, 'article')} ({_count(report.chunks_embedded, 'chunk')}) from {archive} into "
         f"{report.index_dir} in {report.seconds:.1f} s: {report.articles_read} read, "
         f"{report.articles_unchanged} unchanged, {report.articles_skipped} skipped; "
-        f"the index now holds {report.articles_total} articles, {report.chunks_total} chunks"
+        f"the index now holds {_count(report.articles_total, 'article')}, {_count(report.chunks_total, 'chunk')}"
     )
     if report.errors:
         click.echo(f"{len(report.errors)} problems:", err=True)
@@ -192,7 +196,7 @@ def chat(ctx: click.Context, index_dir: Path | None) -> None:
         if interactive:
             stats = retriever.stats()
             click.echo(
-                f"qabot: {stats['articles']} articles ({stats['first_date'] or '?'} – {stats['last_date'] or '?'}). "
+                f"qabot: {_count(stats['articles'], 'article')} ({stats['first_date'] or '?'} – {stats['last_date'] or '?'}). "
                 "Ask a question in English or German; empty line or Ctrl-D to quit."
             )
         while True:
