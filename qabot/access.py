@@ -1,10 +1,14 @@
-"""Who may ask, how often, and the short-lived results behind inline buttons. Pure: no I/O.
+"""Who may ask, how often, the short-lived results behind inline buttons, and a quiet log.
+
+No I/O here; only ``protect_logs`` touches global state (logger levels and filters),
+and only the bot's entry point calls it.
 
 ``AccessPolicy``   default-deny allowlist of user ids and chat ids (``allow_all`` opens it)
 ``RateLimiter``    a token bucket per user, with an injectable clock for tests
 ``ResultStore``    results kept server-side under short ids (Telegram's callback_data is
                    at most 64 bytes), with an expiry and a size bound
 ``RedactingFilter`` a logging filter that replaces a secret (the bot token) in every record
+``protect_logs``   what the bot's entry point does with it, and with chatty HTTP loggers
 
 The bot (qabot/bot.py) holds one of each; tests drive them with a fake clock.
 """
@@ -159,3 +163,19 @@ class RedactingFilter(logging.Filter):
         if record.exc_text and self.secret in record.exc_text:
             record.exc_text = record.exc_text.replace(self.secret, self.mask)
         return True
+
+
+def protect_logs(token: str, *, log_messages: bool = False) -> None:
+    """Keep the token (and, unless ``log_messages``, what users write) out of the logs.
+
+    httpx logs every request URL, which holds the token, at INFO; PTB logs its URL, every
+    update and every call's parameters (message texts) at DEBUG. The first are silenced,
+    the token is redacted from whatever else reaches the root handlers.
+    """
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not log_messages:
+        logging.getLogger("telegram").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) and f.secret == token for f in handler.filters):
+            handler.addFilter(RedactingFilter(token))

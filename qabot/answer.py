@@ -37,14 +37,14 @@ class Candidate:
     text: str
 
 
-def candidates(passages: Sequence[Passage], split: Callable[[str], list[Sentence]]) -> list[Candidate]:
-    """Every distinct sentence of ``passages`` (overlapping chunks repeat sentences: keep the first)."""
+def candidates(passages: Sequence[Passage], split: Callable[[str], list[Sentence]], *, dedupe: bool = True) -> list[Candidate]:
+    """Every sentence of ``passages``; with ``dedupe``, a sentence repeated by overlapping chunks only once."""
     seen: set[tuple[str, int]] = set()
     found = []
     for index, passage in enumerate(passages):
         for sentence in split(passage.text):
             key = (passage.article_id, passage.start + sentence.start)
-            if key in seen or len(sentence.text) < MIN_SENTENCE_CHARS:
+            if (dedupe and key in seen) or len(sentence.text) < MIN_SENTENCE_CHARS:
                 continue
             seen.add(key)
             found.append(Candidate(index, passage.start + sentence.start, passage.start + sentence.end, sentence.text))

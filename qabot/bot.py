@@ -18,7 +18,6 @@ import logging
 import math
 import time
 import warnings
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -26,20 +25,50 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from telegram import (
-    BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters, Update,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.error import (
+    BadRequest,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ExtBot,
+    MessageHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
 
-from .access import AccessPolicy, RateLimiter, RedactingFilter, ResultStore
+from .access import AccessPolicy, RateLimiter, ResultStore, protect_logs
 from .config import Settings
 from .documents import Answer, Passage
 from .errors import ConfigError, QabotError, QuestionError
 from .retriever import Retriever
-from .store import MANIFEST_NAME, read_manifest
-from .telegram_format import addressed_question, detect_language, expand_followup, plain_text, render_answer
-from .telegram_format import render_passages, split_message, t
+from .reloading import RetrieverHolder  # noqa: F401 - part of the bot's API (tests use it)
+from .telegram_format import (
+    addressed_question,
+    detect_language,
+    expand_followup,
+    plain_text,
+    render_answer,
+    render_passages,
+    split_message,
+    t,
+    welcome,
+)
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -52,6 +81,13 @@ TYPING_EVERY = 4.5  # Telegram shows "typing…" for about 5 s
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll waits for news
 
 
+class QuietBot(ExtBot[None]):
+    """PTB's bot, whose repr (and so the Application's) names the bot id, not the token."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}[id={self.token.split(':', 1)[0]}]"
+
+
 @dataclass(frozen=True)
 class Shown:
     """What a reply showed, kept under a short id for its buttons."""
@@ -62,80 +98,6 @@ class Shown:
     passages: tuple[Passage, ...]  # the ones in this message, numbered from ``first``
     first: int
     shown: int  # passages shown so far for this question
-
-
-class RetrieverHolder:
-    """The current Retriever; reopened between questions when the index on disk was rebuilt.
-
-    ``use()`` hands out the current one and counts its users; a replaced one is closed once
-    its last user is done, unless it is the first one (that belongs to the caller).
-    """
-
-    def __init__(self, retriever: Retriever, *, index_dir: Path | None = None,
-                 opener: Callable[[Path], Retriever] | None = None) -> None:
-        self.current, self.first = retriever, retriever
-        self.index_dir, self._opener = index_dir, opener
-        self._mtime = _mtime(index_dir)
-        self._updated = _updated_at(index_dir)
-        self._users: Counter[int] = Counter()  # id(retriever) -> questions using it
-        self._retired: list[Retriever] = []
-        self._lock = asyncio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[Retriever]:
-        async with self._lock:  # one reload at a time; questions already running keep theirs
-            await self._maybe_reload()
-            retriever = self.current
-            self._users[id(retriever)] += 1
-        try:
-            yield retriever
-        finally:
-            self._users[id(retriever)] -= 1
-            for old in [r for r in self._retired if self._users[id(r)] <= 0]:
-                self._retired.remove(old)
-                if old is not self.first:
-                    old.close()
-
-    def close(self) -> None:
-        """Close every Retriever this holder opened (at shutdown)."""
-        for retriever in {id(r): r for r in [*self._retired, self.current]}.values():
-            if retriever is not self.first:
-                retriever.close()
-        self._retired.clear()
-
-    async def _maybe_reload(self) -> None:
-        if self.index_dir is None or self._opener is None:
-            return
-        mtime = _mtime(self.index_dir)  # a stat per question; the manifest is read only when it changed
-        if mtime is None or mtime == self._mtime:
-            return
-        updated = _updated_at(self.index_dir)
-        if updated == self._updated:  # touched, not rebuilt
-            self._mtime = mtime
-            return
-        try:
-            fresh = await asyncio.to_thread(self._opener, self.index_dir)
-        except Exception:  # mid-rebuild or broken: keep answering from the old one, retry next time
-            log.warning("the index at %s changed but cannot be reopened yet", self.index_dir, exc_info=True)
-            return
-        self._mtime, self._updated = mtime, updated
-        self._retired.append(self.current)
-        self.current = fresh
-        log.info("reopened the rebuilt index at %s", self.index_dir)
-
-
-def _mtime(folder: Path | None) -> int | None:
-    try:
-        return (Path(folder) / MANIFEST_NAME).stat().st_mtime_ns if folder else None
-    except OSError:
-        return None
-
-
-def _updated_at(folder: Path | None) -> str | None:
-    try:
-        return read_manifest(Path(folder)).updated_at if folder else None
-    except QabotError:  # missing or half-written: no version, so nothing is reloaded yet
-        return None
 
 
 @dataclass
@@ -228,8 +190,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     async with _state(context).retrievers.use() as retriever:
         stats = await asyncio.to_thread(retriever.stats)
-    await send(context, chat.id, t(lang, "welcome", articles=stats["articles"], first=stats["first_date"] or "?",
-                                   last=stats["last_date"] or "?", mention=f"@{context.bot.username}"))
+    await send(context, chat.id, welcome(lang, stats, username=context.bot.username))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -249,8 +210,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/ask QUESTION: the way to ask in a group without mentioning the bot."""
     text = update.effective_message.text if update.effective_message else None
-    _, _, question = (text or "").partition(" ")
-    await _answer(update, context, question.strip())
+    words = (text or "").split(maxsplit=1)  # "/ask@bot question", also after a line break
+    await _answer(update, context, words[1].strip() if len(words) > 1 else "")
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -318,7 +279,7 @@ async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
     asked = expand_followup(question, _previous(context))
     async with show_typing(context, chat.id), state.retrievers.use() as retriever:
         try:
-            answer = await asyncio.to_thread(retriever.ask, asked)
+            answer = await asyncio.to_thread(retriever.ask, asked, k=state.settings.top_k)
         except QuestionError as exc:
             return await send(context, chat.id, t(lang, "bad_question", reason=exc), quote=quote)
     if context.chat_data is not None:
@@ -357,7 +318,8 @@ async def _more(update: Update, context: ContextTypes.DEFAULT_TYPE, shown: Shown
     if not fresh:
         return await send(context, chat_id, t(shown.lang, "no_more"))
     following = replace(shown, passages=fresh, first=shown.shown + 1, shown=shown.shown + len(fresh))
-    html = render_passages(fresh, shown.lang, first_number=following.first, full=False, header="more_results")
+    html = render_passages(fresh, shown.lang, first_number=following.first, full=False,
+                           title=t(shown.lang, "more_results", question=shown.question))
     await send(context, chat_id, html, keyboard=_buttons(shown.lang, state.results.put(following)))
 
 
@@ -372,20 +334,19 @@ def build_application(settings: Settings, retriever: Retriever, *, index_dir: Pa
     still owns and closes ``retriever``). ``timeout`` bounds each Bot API call (a long poll
     gets its own poll timeout on top).
     """
-    token = _token(settings)
-    builder = (
-        Application.builder().token(token).concurrent_updates(True)
-        .connect_timeout(min(timeout, 5.0)).read_timeout(timeout).write_timeout(timeout).pool_timeout(timeout)
-        .connection_pool_size(64)
-        .get_updates_connect_timeout(min(timeout, 5.0)).get_updates_read_timeout(timeout)
-        .get_updates_write_timeout(timeout).get_updates_pool_timeout(timeout)
-        .post_init(_post_init).post_shutdown(_post_shutdown)
+    requests = {"connect_timeout": min(timeout, 5.0), "read_timeout": timeout, "write_timeout": timeout,
+                "pool_timeout": timeout}
+    base = (settings.telegram_api_url or "https://api.telegram.org/bot").rstrip("/")
+    bot = QuietBot(
+        _token(settings), base_url=base,
+        base_file_url=base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file",
+        request=HTTPXRequest(connection_pool_size=64, **requests),  # answers to many chats at once
+        get_updates_request=HTTPXRequest(connection_pool_size=1, **requests),  # PTB adds the poll time
     )
-    if settings.telegram_api_url:
-        base = settings.telegram_api_url.rstrip("/")
-        file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file"
-        builder = builder.base_url(base).base_file_url(file_base)
-    application = builder.build()
+    application = (
+        Application.builder().bot(bot).concurrent_updates(True)
+        .post_init(_post_init).post_shutdown(_post_shutdown).build()
+    )
     opener = (lambda folder: Retriever.open(folder, settings=settings, embedder=retriever.embedder)) if index_dir else None
     application.bot_data["qabot"] = BotState(
         settings=settings,
@@ -423,23 +384,9 @@ async def _post_shutdown(application: Application) -> None:
     state.retrievers.close()
 
 
-def protect_logs(token: str) -> None:
-    """Keep the token out of the logs: silence per-request lines, redact it everywhere else.
-
-    httpx logs every request URL (which holds the token) at INFO; PTB's Bot logs its URL
-    and every call's parameters (message texts) at DEBUG.
-    """
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("telegram.Bot").setLevel(logging.INFO)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) and f.secret == token for f in handler.filters):
-            handler.addFilter(RedactingFilter(token))
-
-
 def run_bot(settings: Settings) -> None:
     """Open the index, log "ready", and poll Telegram until Ctrl-C or SIGTERM."""
-    protect_logs(_token(settings))
+    protect_logs(_token(settings), log_messages=settings.log_messages)
     if log.getEffectiveLevel() > logging.INFO:  # "ready", questions and refusals are the service's log
         log.setLevel(logging.INFO)
     retriever = Retriever.open(settings.index_dir, settings=settings)
@@ -452,5 +399,9 @@ def run_bot(settings: Settings) -> None:
             allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], timeout=POLL_TIMEOUT,
             bootstrap_retries=-1,  # the network may come up after us; a bad token still stops at once
         )
+    except InvalidToken:  # its message quotes the token: replace it, and drop the traceback
+        raise ConfigError("Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather") from None
+    except TelegramError as exc:  # whatever stopped the bot: one line, token masked
+        raise QabotError(f"the Telegram bot stopped: {str(exc).replace(_token(settings), '***')}") from None
     finally:
         retriever.close()

@@ -233,10 +233,8 @@ def run_command(ctx: click.Context, index_dir: Path | None) -> None:
 @_edge
 def bot(ctx: click.Context, index_dir: Path | None) -> None:
     """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see README)."""
-    try:
-        from .bot import run_bot
-    except ImportError:
-        raise QabotError("the Telegram bot is not part of this build yet; unset TELEGRAM_BOT_TOKEN to chat in the terminal") from None
+    from .bot import run_bot
+
     settings = _settings(ctx, index_dir=index_dir)
     run_bot(settings)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +33,36 @@ from .store import Store, read_manifest
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-# How many chunks the dense leg considers before the answer picker looks at the top ones.
+# How many chunks each leg (dense, keyword) contributes to the fused candidate list.
 CANDIDATES = 50
+# How many fused candidates are split into sentences and reranked.
+RERANK = 8
+# Passage score = (1 - w) * passage similarity + w * best sentence similarity.
+SENTENCE_WEIGHT = 0.5
+SENTENCE_CACHE = 20_000
 
 
 class Retriever:
     """Answers questions from one index folder."""
 
-    def __init__(self, store: Store, embedder: Embedder, *, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        *,
+        top_k: int = 5,
+        hybrid: bool = True,
+        rerank: int = RERANK,
+        sentence_weight: float = SENTENCE_WEIGHT,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.top_k = top_k
+        self.hybrid = hybrid
+        self.rerank = rerank
+        self.sentence_weight = sentence_weight
         self._lock = threading.RLock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def open(
@@ -88,21 +108,15 @@ class Retriever:
     def search(self, question: str, k: int | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first."""
         question = _clean(question)
-        k = k or self.top_k
         query = self.embedder.embed_queries([question])[0]
-        return self._search(question, query, k)
+        passages, _, _ = self._rank(question, query, k or self.top_k)
+        return passages
 
     def ask(self, question: str, *, k: int | None = None) -> Answer:
         """The sentence that answers ``question``, with the cited passages (best first)."""
         question = _clean(question)
-        k = k or self.top_k
         query = self.embedder.embed_queries([question])[0]
-        passages = self._search(question, query, k)
-        found = answering.candidates(passages, split_sentences)
-        if not found:
-            return Answer(question=question, sentence=None, passages=tuple(passages))
-        sentence_vectors = self.embedder.embed_passages([c.text for c in found])
-        similarity = sentence_vectors @ query
+        passages, found, similarity = self._rank(question, query, k or self.top_k)
         picked = answering.pick(question, found, similarity, [p.score for p in passages])
         if picked is None:
             return Answer(question=question, sentence=None, passages=tuple(passages))
@@ -127,10 +141,52 @@ class Retriever:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _search(self, question: str, query: np.ndarray, k: int) -> list[Passage]:
+    def _rank(self, question: str, query: np.ndarray, k: int) -> tuple[list[Passage], list[answering.Candidate], np.ndarray]:
+        """Top ``k`` passages, reranked by their best sentence; and those sentences' similarities.
+
+        Candidates come from the dense leg (and the keyword leg when ``hybrid``), fused by
+        reciprocal rank; the best ``max(k, rerank)`` are split into sentences, and each
+        passage's score becomes a blend of its own similarity and its best sentence's.
+        """
         with self._lock:
-            ranking = search.dense_ranking(self.store, query, max(k, CANDIDATES))
-            return search.passages_for(self.store, ranking[:k])
+            dense = search.dense_ranking(self.store, query, CANDIDATES)
+            keyword = search.keyword_ranking(self.store, question, CANDIDATES) if self.hybrid else []
+            fused = search.fuse_rrf([dense, keyword]) if keyword else dense
+            pool = [chunk_id for chunk_id, _ in fused[: max(k, self.rerank)]]
+            vectors = self.store.vectors_for(pool)
+            passages = search.passages_for(self.store, list(zip(pool, (vectors @ query).tolist())))
+        found = answering.candidates(passages, split_sentences, dedupe=False)
+        similarity = self._sentence_vectors([c.text for c in found]) @ query if found else np.zeros(0, np.float32)
+        best = np.full(len(passages), -1.0, dtype=np.float32)
+        for candidate, value in zip(found, similarity):
+            best[candidate.passage_index] = max(best[candidate.passage_index], value)
+        scores = search.blend(np.array([p.score for p in passages], dtype=np.float32), best, weight=self.sentence_weight)
+        order = [int(i) for i in np.argsort(-scores, kind="stable")][:k]
+        ranked = [replace(passages[i], score=float(scores[i])) for i in order]
+        # Re-number the candidates for the kept passages, dropping repeats from overlapping chunks.
+        position = {old: new for new, old in enumerate(order)}
+        kept, kept_similarity, seen = [], [], set()
+        for candidate, value in sorted(zip(found, similarity), key=lambda cv: position.get(cv[0].passage_index, k)):
+            new = position.get(candidate.passage_index)
+            key = (passages[candidate.passage_index].article_id, candidate.start)
+            if new is None or key in seen:
+                continue
+            seen.add(key)
+            kept.append(replace(candidate, passage_index=new))
+            kept_similarity.append(value)
+        return ranked, kept, np.array(kept_similarity, dtype=np.float32)
+
+    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
+        """Passage embeddings of sentences, cached: follow-ups and neighbours reuse them."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.embedder.embed_passages(missing)):
+                self._cache[text] = vector
+                if len(self._cache) > SENTENCE_CACHE:
+                    self._cache.popitem(last=False)
+        for text in texts:
+            self._cache.move_to_end(text)
+        return np.stack([self._cache[t] for t in texts]).astype(np.float32)
 
     def _context(self, article_id: str, start: int, end: int) -> str | None:
         with self._lock:

@@ -86,6 +86,12 @@ def fuse_rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[floa
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
+def blend(passage: np.ndarray, best_sentence: np.ndarray, *, weight: float) -> np.ndarray:
+    """(1 - weight) * passage similarity + weight * its best sentence's (where it has one)."""
+    has_sentence = best_sentence > -1.0
+    return np.where(has_sentence, (1.0 - weight) * passage + weight * best_sentence, passage)
+
+
 def passages_for(store: Store, ranking: Ranking) -> list[Passage]:
     """Turn a ranking into passages with their article metadata, keeping the order."""
     rows = store.chunk_rows([chunk_id for chunk_id, _ in ranking])

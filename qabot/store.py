@@ -278,6 +278,13 @@ class Store:
         scores, ids = self.vectors.search(q, min(k, self.vectors.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
+    def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunks, one row each (IndexIDMap2 keeps id -> row)."""
+        out = np.zeros((len(chunk_ids), self.vectors.d), dtype=np.float32)
+        for row, chunk_id in enumerate(chunk_ids):
+            out[row] = self.vectors.reconstruct(int(chunk_id))
+        return out
+
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """chunk id -> chunk joined with its article's metadata."""
         if not chunk_ids:

@@ -27,7 +27,7 @@ MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "welcome": (
-            "Hi! I answer questions about a news archive of {articles} articles ({first} – {last}).\n\n"
+            "Hi! I answer questions about a news archive of {articles} ({first} – {last}).\n\n"
             "Ask in English or German, e.g. <i>When does Putin land in Alaska?</i> I reply with the "
             "sentence that answers it and the articles I found it in. Follow-up questions "
             "(<i>and when does Trump arrive?</i>) build on your last one.\n\n"
@@ -36,7 +36,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_found": "I found nothing in the archive that answers this.",
         "sources": "Sources",
         "closest": "Closest passages",
-        "more_results": "More results",
+        "more_results": "More results for <i>{question}</i>",
         "button_sources": "📄 Sources",
         "button_more": "➕ More",
         "refused": (
@@ -54,7 +54,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "de": {
         "welcome": (
-            "Hallo! Ich beantworte Fragen zu einem Nachrichtenarchiv mit {articles} Artikeln ({first} – {last}).\n\n"
+            "Hallo! Ich beantworte Fragen zu einem Nachrichtenarchiv mit {articles} ({first} – {last}).\n\n"
             "Frag auf Deutsch oder Englisch, z. B. <i>Wann landet Putin in Alaska?</i> Ich antworte mit dem "
             "Satz, der die Frage beantwortet, und den Artikeln, in denen er steht. Anschlussfragen "
             "(<i>und wann kommt Trump an?</i>) beziehen sich auf deine letzte Frage.\n\n"
@@ -63,7 +63,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_found": "Dazu habe ich im Archiv nichts gefunden.",
         "sources": "Quellen",
         "closest": "Nächstliegende Stellen",
-        "more_results": "Weitere Treffer",
+        "more_results": "Weitere Treffer zu <i>{question}</i>",
         "button_sources": "📄 Quellen",
         "button_more": "➕ Mehr",
         "refused": (
@@ -86,6 +86,17 @@ def t(lang: str, key: str, **values: object) -> str:
     """The ``key`` text in ``lang`` (English when unknown), filled with escaped ``values``."""
     template = TEXTS.get(lang, TEXTS["en"])[key]
     return template.format(**{k: html.escape(str(v)) for k, v in values.items()})
+
+
+def welcome(lang: str, stats: dict[str, object], *, username: str | None) -> str:
+    """The /start and /help text: the archive's size and dates (from ``Retriever.stats()``)."""
+    n = int(stats.get("articles") or 0)  # type: ignore[call-overload]
+    if lang == "de":
+        articles = f"{n} Artikel" if n == 1 else f"{n} Artikeln"
+    else:
+        articles = f"{n} article" if n == 1 else f"{n} articles"
+    return t(lang, "welcome", articles=articles, first=stats.get("first_date") or "?",
+             last=stats.get("last_date") or "?", mention=f"@{username}" if username else "@bot")
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -127,13 +138,14 @@ def render_answer(answer: Answer, lang: str = "en", *, snippet_chars: int = 220)
 
 def render_passages(
     passages: Sequence[Passage], lang: str = "en", *, first_number: int = 1, full: bool = True,
-    answer: Answer | None = None, header: str = "sources",
+    answer: Answer | None = None, title: str | None = None,
 ) -> str:
     """Passages numbered from ``first_number``: whole texts when ``full``, else snippets.
 
-    With ``answer``, its sentence is shown in bold inside the passage that holds it.
+    With ``answer``, its sentence is shown in bold inside the passage that holds it;
+    ``title`` (HTML) replaces the "Sources" heading.
     """
-    blocks = [f"<b>{t(lang, header)}</b>"]
+    blocks = [f"<b>{title if title is not None else t(lang, 'sources')}</b>"]
     for offset, passage in enumerate(passages):
         number = first_number + offset
         if full:
@@ -155,7 +167,7 @@ def _highlighted(passage: Passage, answer: Answer) -> str:
 
 def plain_text(markup: str) -> str:
     """Telegram HTML as plain text: links become ``text (url)``, other tags go, entities resolve."""
-    markup = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", markup, flags=re.S)
+    markup = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", markup, flags=re.DOTALL)
     return html.unescape(re.sub(r"<[^>]*>", "", markup))
 
 
@@ -243,24 +255,27 @@ def split_message(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
 # -- languages, addressing, follow-ups -------------------------------------------------------
 
 _WORD = re.compile(r"[^\W\d_][\w-]*")
-_GERMAN = frozenset(
-    "der die das den dem des und ist sind wann wer wie wo warum wieso welche welcher welches nicht mit "
-    "ein eine einen einem auf für von sich hat haben wird werden kommt ankommt landet über nach bei "
-    "zum zur auch noch schon gibt sagte wurde wurden uhr heute gestern".split()
-)
-_ENGLISH = frozenset(
-    "the and is are when who how where why which does did do of to for with were will has have "
-    "arrive arrives land lands about what whom whose there this that after before at by on from".split()
-)
+_GERMAN = frozenset({
+    "der", "die", "das", "den", "dem", "des", "und", "ist", "sind", "wann", "wer", "wie", "wo", "warum",
+    "wieso", "welche", "welcher", "welches", "nicht", "mit", "ein", "eine", "einen", "einem", "auf",
+    "für", "von", "sich", "hat", "haben", "wird", "werden", "kommt", "ankommt", "landet", "über",
+    "nach", "bei", "zum", "zur", "auch", "noch", "schon", "gibt", "sagte", "wurde", "wurden", "uhr",
+    "heute", "gestern"
+})
+_ENGLISH = frozenset({
+    "the", "and", "is", "are", "when", "who", "how", "where", "why", "which", "does", "did", "do", "of",
+    "to", "for", "with", "were", "will", "has", "have", "arrive", "arrives", "land", "lands", "about",
+    "what", "whom", "whose", "there", "this", "that", "after", "before", "at", "by", "on", "from"
+})
 _FOLLOWUP_START = re.compile(r"^\s*(and|und|also|what about|how about|und was ist mit|was ist mit)\b[\s,]*", re.IGNORECASE)
-_PRONOUNS = frozenset(
-    "he she it they him her them his its their there then that those "
-    "er sie es ihn ihm ihr ihnen dort da dann das dessen deren diese dieser".split()
-)
-_QUESTION_WORDS = frozenset(
-    "when who how where why which what whom wann wer wie wo warum wieso welche welcher welches was "
-    "woher wohin wieviel wie viele".split()
-)
+_PRONOUNS = frozenset({
+    "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "there", "then", "that",
+    "those", "er", "sie", "es", "ihn", "ihm", "ihr", "ihnen", "dort", "da", "dann", "dessen", "deren"
+})
+_QUESTION_WORDS = frozenset({
+    "when", "who", "how", "where", "why", "which", "what", "whom", "wann", "wer", "wie", "wo", "warum",
+    "wieso", "welche", "welcher", "welches", "was", "woher", "wohin", "wieviel", "viele"
+})
 
 
 def detect_language(language_code: str | None, text: str = "") -> str:
@@ -309,14 +324,18 @@ def content_words(text: str) -> list[str]:
 
 
 def expand_followup(question: str, previous: str | None, *, max_words: int = 6) -> str:
-    """``question`` with the previous question's content words added when it is a follow-up.
+    """``question`` with the previous question's content words added when it leans on it.
 
     "and when does Trump arrive?" after "When does Putin land in Alaska?" becomes
-    "when does Trump arrive? Putin Alaska": the embedder then knows what "arrive" is about.
+    "when does Trump arrive? Putin Alaska": the embedder then knows where. A follow-up that
+    names its own subject ("and when does the summit in Anchorage begin?") only loses its
+    "and": the borrowed words would pull the answer back to the previous question.
     """
     if not previous or not is_followup(question):
         return question
-    own = {w.lower() for w in _WORD.findall(question)}
-    extra = [w for w in content_words(previous) if w.lower() not in own][:max_words]
     stripped = _FOLLOWUP_START.sub("", question, count=1).strip() or question
+    words = {w.lower() for w in _WORD.findall(stripped)}
+    if not (words & _PRONOUNS) and len(content_words(stripped)) >= 2:
+        return stripped
+    extra = [w for w in content_words(previous) if w.lower() not in words][:max_words]
     return f"{stripped} {' '.join(extra)}" if extra else stripped

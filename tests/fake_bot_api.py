@@ -5,7 +5,7 @@
                                                   telegram_api_url=api.base_url), retriever)
         update_id = api.push_message("When does Putin land?", user_id=7)
         ... run the app (see :func:`running`) ...
-        call = api.wait_for(lambda: api.replies(7))
+        calls = await api.until(lambda: api.replies(7))
 
 It speaks the real wire format: ``POST /bot<token>/<method>`` with form, multipart or JSON
 bodies (PTB sends form fields with nested objects JSON-encoded), answering
@@ -18,18 +18,21 @@ Everything stops by itself: daemon threads, bounded long polls, ``stop()`` wakes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.parser
 import email.policy
 import html
 import json
+import re
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 T = TypeVar("T")
@@ -128,10 +131,9 @@ class FakeBotApi:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> FakeBotApi:
+    def start(self) -> Self:
         handler = type("Handler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True  # a hung request never blocks shutdown
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-bot-api", daemon=True)
         self._thread.start()
@@ -147,7 +149,7 @@ class FakeBotApi:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> FakeBotApi:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -211,8 +213,9 @@ class FakeBotApi:
                              "from": self.bot_user, "text": "an answer"}}
         return self._push({"callback_query": query})
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
-        """Poll ``predicate`` until it returns something truthy (returned), at most ``timeout`` s."""
+    async def until(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
+        """Poll ``predicate`` (without blocking the event loop) until it returns something
+        truthy, which is returned; AssertionError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -220,7 +223,7 @@ class FakeBotApi:
                 return value
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s; calls: {[c.method for c in self.calls]}")
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
 
     def calls_to(self, method: str, *, ok: bool = True) -> list[Call]:
         with self._cond:
@@ -352,14 +355,12 @@ def _error(status: int, description: str) -> dict[str, Any]:
 def _entities(text: str) -> list[dict[str, Any]]:
     """bot_command and mention entities, with UTF-16 offsets as Telegram sends them."""
     entities: list[dict[str, Any]] = []
-    offset = 0
-    for word in text.split(" "):
+    for match in re.finditer(r"\S+", text):
+        word, offset = match.group(0), utf16_len(text[: match.start()])
         if word.startswith("/") and offset == 0 and len(word) > 1:
             entities.append({"type": "bot_command", "offset": 0, "length": utf16_len(word)})
         elif word.startswith("@") and len(word) > 1:
-            name = word.rstrip("?!.,:;")
-            entities.append({"type": "mention", "offset": offset, "length": utf16_len(name)})
-        offset += utf16_len(word) + 1
+            entities.append({"type": "mention", "offset": offset, "length": utf16_len(word.rstrip("?!.,:;"))})
     return entities
 
 
@@ -371,16 +372,24 @@ def _decode(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hung request never blocks shutdown
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # clients closing keep-alive connections is normal
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Parses one request (query string, form, multipart or JSON) and hands it to the fake."""
 
     api: FakeBotApi
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects of api.telegram.org
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         self._serve(b"")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
     def _serve(self, body: bytes) -> None:
@@ -413,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
                     for part in message.iter_parts()}
         return {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines hold the token; the calls are recorded instead
 
 
@@ -429,3 +438,11 @@ async def running(application: Any, *, poll_timeout: int = 1) -> AsyncIterator[A
         finally:
             await application.updater.stop()
             await application.stop()
+
+
+async def ask_all_at_once(api: FakeBotApi, questions: dict[int, str], *, timeout: float = 60.0) -> dict[int, float]:
+    """Queue one question per user (all at once), wait until every user has a reply, and
+    return each user's latency in seconds (queued -> the bot's first message, as the fake saw it)."""
+    pushed = {user: api.push_message(text, user_id=user) for user, text in questions.items()}
+    await api.until(lambda: all(api.latency(update, user) is not None for user, update in pushed.items()), timeout)
+    return {user: api.latency(update, user) or 0.0 for user, update in pushed.items()}

@@ -1,0 +1,124 @@
+"""Allowlist, rate limiter, expiring result store and token redaction, with a fake clock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from qabot.access import (
+    AccessPolicy,
+    RateLimiter,
+    RedactingFilter,
+    ResultStore,
+    protect_logs,
+)
+from qabot.config import Settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_access_is_denied_by_default():
+    policy = AccessPolicy.from_settings(Settings.from_env({}))
+    assert not policy.allows(1, 1)
+    assert not policy.allows(None, None)
+
+
+def test_listed_users_and_listed_chats_may_ask():
+    policy = AccessPolicy.from_settings(Settings.from_env({"QABOT_ALLOWED_USERS": "7, 8", "QABOT_ALLOWED_CHATS": "-100"}))
+    assert policy.allows(7, 7) and policy.allows(8, -5)
+    assert policy.allows(9, -100)  # anyone in a listed group
+    assert not policy.allows(9, 9) and not policy.allows(None, -100)
+
+
+def test_allow_all_opens_the_bot():
+    assert AccessPolicy(allow_all=True).allows(123, 456)
+
+
+def test_a_burst_is_allowed_then_the_bucket_refills_at_the_rate():
+    clock = Clock()
+    limiter = RateLimiter(6, 3, clock=clock)  # one token every 10 s
+    assert [limiter.try_acquire(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.try_acquire(1) == pytest.approx(10.0)
+    clock.now += 4
+    assert limiter.try_acquire(1) == pytest.approx(6.0)
+    clock.now += 6
+    assert limiter.try_acquire(1) == 0.0
+    assert limiter.try_acquire(1) > 0
+
+
+def test_users_have_their_own_buckets():
+    limiter = RateLimiter(1, 1, clock=Clock())
+    assert limiter.try_acquire(1) == 0.0 and limiter.try_acquire(1) > 0
+    assert limiter.try_acquire(2) == 0.0
+
+
+def test_the_limiter_forgets_full_buckets_when_it_has_too_many():
+    clock = Clock()
+    limiter = RateLimiter(60, 1, clock=clock, max_keys=10)
+    for user in range(10):
+        limiter.try_acquire(user)
+    clock.now += 5  # all refilled
+    limiter.try_acquire(99)
+    assert len(limiter._buckets) == 1
+    for user in range(100, 120):  # all busy: the oldest go
+        limiter.try_acquire(user)
+    assert len(limiter._buckets) == 10
+    with pytest.raises(ValueError):
+        RateLimiter(0, 1)
+
+
+def test_results_live_under_short_ids_until_they_expire():
+    clock = Clock()
+    store: ResultStore[str] = ResultStore(ttl=60, clock=clock)
+    key = store.put("answer")
+    assert len(key) == 8 and len(f"more:{key}".encode()) <= 64
+    assert store.get(key) == "answer"
+    assert store.get("nope") is None
+    clock.now += 61
+    assert store.get(key) is None
+    assert len(store) == 0
+
+
+def test_the_result_store_is_bounded_and_evicts_expired_ones_first():
+    clock = Clock()
+    store: ResultStore[int] = ResultStore(ttl=10, max_items=3, clock=clock)
+    keys = [store.put(i) for i in range(5)]
+    assert len(store) == 3 and store.get(keys[0]) is None and store.get(keys[4]) == 4
+    clock.now += 11
+    store.put(99)
+    assert len(store) == 1
+
+
+def test_the_redacting_filter_hides_the_secret_in_messages_and_tracebacks(caplog):
+    secret = "123:SECRET"
+    logger = logging.getLogger("qabot.test_access")
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(RedactingFilter(secret))
+    logger.info("calling %s/getMe", f"http://x/bot{secret}")
+    try:
+        raise RuntimeError(f"failed at /bot{secret}/sendMessage")
+    except RuntimeError:
+        logger.exception("boom")
+    assert secret not in caplog.text
+    assert "http://x/bot***/getMe" in caplog.text and "bot***/sendMessage" in caplog.text
+
+
+def test_protect_logs_silences_http_loggers_and_redacts_once():
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    root.addHandler(handler)
+    try:
+        protect_logs("123:SECRET")
+        protect_logs("123:SECRET")
+        assert [type(f) for f in handler.filters] == [RedactingFilter]
+        assert logging.getLogger("httpx").level == logging.WARNING
+        assert logging.getLogger("telegram").level == logging.INFO
+    finally:
+        root.removeHandler(handler)
