@@ -1,0 +1,171 @@
+"""scripts/evaluate.py: the pure metric functions, and a whole run on a tiny SQuAD file with the fake embedder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("qabot_evaluate_script", ROOT / "scripts" / "evaluate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate = _load()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No QABOT_* variable or ./.env of the developer's may change the settings under test."""
+    for name in [n for n in os.environ if n.startswith("QABOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _squad(questions: list[tuple[str, str]]) -> dict:
+    """Two titles, three paragraphs; ``questions`` are (id, text) in the order of the paragraphs' qas."""
+    paragraphs = [
+        ("Rhein_Fluss", "Der Rhein ist 1233 Kilometer lang. Er mündet in die Nordsee bei Rotterdam."),
+        ("Rhein_Fluss", "Basel liegt am Rheinknie. Die Stadt hat etwa 175000 Einwohner."),
+        ("Kaffee", "Kaffee stammt ursprünglich aus Äthiopien. Die Bohnen werden geröstet und gemahlen."),
+    ]
+    answers = ["1233 Kilometer", "175000", "Äthiopien"]
+    data: dict[str, dict] = {}
+    for (title, context), (qid, text), answer in zip(paragraphs, questions, answers):
+        entry = data.setdefault(title, {"title": title, "paragraphs": []})
+        qas = [{"id": qid, "question": text, "answers": [{"text": answer, "answer_start": context.index(answer)}]}]
+        entry["paragraphs"].append({"context": context, "qas": qas})
+    return {"version": "1.1", "data": list(data.values())}
+
+
+GERMAN = [("q1", "Wie lang ist der Rhein?"), ("q2", "Wie viele Einwohner hat Basel?"), ("q3", "Woher stammt Kaffee?")]
+ENGLISH = [("q1", "How long is the Rhine?"), ("q2", "How many inhabitants does Basel have?"), ("q3", "Where does coffee come from?")]
+
+
+def test_distinct_and_gold_rank_count_articles_not_chunks():
+    ranked = ["a#0", "a#0", "b#1", "a#0", "c#2"]
+    assert evaluate.distinct(ranked) == ["a#0", "b#1", "c#2"]
+    assert evaluate.gold_rank(ranked, "b#1") == 2
+    assert evaluate.gold_rank(ranked, "c#2") == 3
+    assert evaluate.gold_rank(ranked, "zzz") is None
+
+
+def test_recall_and_mrr_on_hand_made_ranks():
+    ranks = [1, 2, None, 6, 11]
+    assert evaluate.recall_at(ranks, 1) == pytest.approx(1 / 5)
+    assert evaluate.recall_at(ranks, 5) == pytest.approx(2 / 5)
+    assert evaluate.recall_at(ranks, 10) == pytest.approx(3 / 5)
+    assert evaluate.mrr_at(ranks, 10) == pytest.approx((1 + 1 / 2 + 1 / 6) / 5)
+    assert evaluate.mrr_at(ranks, 1) == pytest.approx(1 / 5)
+    assert evaluate.recall_at([], 1) == 0.0 and evaluate.mrr_at([]) == 0.0
+
+
+def test_sentence_hit_ignores_case_and_whitespace():
+    sentence = "Der Rhein ist 1233   Kilometer\nlang."
+    assert evaluate.sentence_hit(sentence, ["1233 kilometer"])
+    assert evaluate.sentence_hit(sentence, ["nope", "RHEIN IST"])
+    assert not evaluate.sentence_hit(sentence, ["1234 Kilometer"])
+    assert not evaluate.sentence_hit(None, ["Rhein"])
+    assert not evaluate.sentence_hit(sentence, ["", "  "])  # an empty gold answer never matches
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 21)]
+    assert evaluate.percentile(values, 0.5) == 10.0
+    assert evaluate.percentile(values, 0.95) == 19.0
+    assert evaluate.percentile([3.0], 0.95) == 3.0
+    assert evaluate.percentile([], 0.5) == 0.0
+
+
+def test_read_squad_makes_one_article_per_paragraph():
+    articles, questions = evaluate.read_squad(_squad(GERMAN))
+    assert [a.id for a in articles] == ["Rhein_Fluss#0", "Rhein_Fluss#1", "Kaffee#0"]
+    assert articles[0].title == "Rhein Fluss"
+    assert questions["q2"] == ("Wie viele Einwohner hat Basel?", "Rhein_Fluss#1", ("175000",))
+
+
+def _write(tmp_path: Path) -> tuple[Path, Path]:
+    de, en = tmp_path / "de.json", tmp_path / "en.json"
+    de.write_text(json.dumps(_squad(GERMAN), ensure_ascii=False), encoding="utf-8")
+    english = _squad(ENGLISH)  # English contexts would differ; only the questions are used
+    en.write_text(json.dumps(english), encoding="utf-8")
+    return de, en
+
+
+def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
+    de, en = _write(tmp_path)
+    out, per_question = tmp_path / "eval.json", tmp_path / "q.jsonl"
+    argv = ["--de", str(de), "--en", str(en), "--model", "hash-test", "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(out), "--per-question", str(per_question)]
+    assert evaluate.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["model"] == "hash-test"
+    assert report["settings"]["indexed_articles"] == 3 and report["settings"]["paragraphs"] == 3
+    for language in ("de", "en"):
+        metrics = report[language]
+        assert metrics["n"] == 3
+        for key in ("recall@1", "recall@5", "recall@10", "mrr@10", "sentence_hit@1", "abstention_rate"):
+            assert 0.0 <= metrics[key] <= 1.0, key
+        assert metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"]
+        assert metrics["recall@1"] <= metrics["mrr@10"] <= metrics["recall@10"]
+        assert 0.0 <= metrics["ask_ms_p50"] <= metrics["ask_ms_p95"]
+    # Three paragraphs only: every gold paragraph is in the top 5; the German words match exactly.
+    assert report["de"]["recall@5"] == 1.0 and report["de"]["recall@1"] > 0
+    rows = [json.loads(line) for line in per_question.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 6 and {r["language"] for r in rows} == {"de", "en"}
+    assert {"id", "rank", "sentence", "hit", "ask_ms", "paragraph_id"} <= set(rows[0])
+
+
+def test_limit_and_kept_index_are_reused(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    argv = ["--de", str(de), "--model", "hash-test", "--limit", "2", "--keep-index", str(tmp_path / "ix")]
+    assert evaluate.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["de"]["n"] == 2 and "en" not in first
+    assert first["settings"]["articles_embedded_now"] == 3
+    assert evaluate.main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["settings"]["articles_embedded_now"] == 0  # nothing re-embedded
+    assert second["de"]["recall@5"] == first["de"]["recall@5"]
+
+
+def test_distractors_join_the_same_index(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    news = tmp_path / "news.csv"
+    news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\nWirtschaft;'Der Kaffeepreis stieg erneut.'\n",
+                    encoding="utf-8")
+    assert evaluate.main(["--de", str(de), "--model", "hash-test", "--distractors", str(news)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["indexed_articles"] == 5 and report["settings"]["distractors_read"] == 2
+    assert report["de"]["n"] == 3
+
+
+def test_a_kept_index_with_other_articles_is_refused(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    news = tmp_path / "news.csv"
+    news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\n", encoding="utf-8")
+    base = ["--de", str(de), "--model", "hash-test", "--keep-index", str(tmp_path / "ix")]
+    assert evaluate.main([*base, "--distractors", str(news)]) == 0
+    capsys.readouterr()
+    assert evaluate.main(base) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not in this run's inputs" in captured.err
+
+
+def test_missing_input_is_one_error_line(tmp_path, capsys):
+    assert evaluate.main(["--de", str(tmp_path / "nope.json"), "--model", "hash-test"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope.json" in err
