@@ -56,8 +56,8 @@ from .access import AccessPolicy, RateLimiter, ResultStore, protect_logs
 from .config import Settings
 from .documents import Answer, Passage
 from .errors import ConfigError, QabotError, QuestionError
+from .reloading import RetrieverHolder
 from .retriever import Retriever
-from .reloading import RetrieverHolder  # noqa: F401 - part of the bot's API (tests use it)
 from .telegram_format import (
     addressed_question,
     detect_language,

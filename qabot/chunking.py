@@ -105,7 +105,7 @@ def chunk_article(
     text = article.text
     model_fits: Callable[[str], bool] | None = None
     if model_limit is not None and count_model_tokens is not None:
-        model_fits = lambda chunk: count_model_tokens(chunk) <= model_limit  # noqa: E731
+        model_fits = lambda chunk: count_model_tokens(chunk) <= model_limit
     units = _units(text, split_sentences(text), max_tokens, count)
     spans = _pack(text, units, max_tokens, overlap, count, model_fits)
     return [

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, as block_q4_0 in e5.c
 DTYPE_F32, DTYPE_Q4_0 = 0, 1

@@ -22,7 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from qabot.errors import ModelError
-from qabot.provision import DEFAULT_MODEL, default_model_dir, install_model, is_installed
+from qabot.provision import (
+    DEFAULT_MODEL,
+    default_model_dir,
+    install_model,
+    is_installed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +78,7 @@ class SentenceTransformerEmbedder:
         self.name = name or (Path(model).name if Path(model).is_dir() else str(model))
         self.query_prompt = query_prompt
         self.passage_prompt = passage_prompt
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )  # renamed in sentence-transformers 6
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 6
         dimension = get_dim()
         if not dimension:
             raise ModelError(f"embedding model {model}: cannot tell its embedding dimension")

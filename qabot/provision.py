@@ -26,19 +26,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qabot.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
-    QK,
-    Q4_BLOCK,
     DTYPE_F32,
     DTYPE_Q4_0,
+    Q4_BLOCK,
+    QK,
+    E5File,
     E5Header,
     E5Vocab,
     TensorEntry,
-    E5File,
+    bert_state_dict,
     dequantize_q4_0,
+    folder_files,
     parse_e5s1,
     read_tensor,
-    bert_state_dict,
-    folder_files,
 )
 from qabot.errors import ModelError
 

@@ -21,13 +21,7 @@ Ranking = list[tuple[int, float]]
 # Words only: letters/digits with inner hyphens, dots or apostrophes ("Kreml-Chef", "11.00").
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
 _STOPWORDS = frozenset(
-    """
-    a an and are as at be by did do does for from had has have how in is it of on or the to was
-    were what when where which who whom whose why will with would
-    der die das den dem des ein eine einer eines einem einen und oder ist sind war waren wird
-    werden hat haben hatte wie wer wen wem wessen was wann wo warum welche welcher welches im in
-    am an auf aus bei mit nach von vor zu zum zur um für über es sie er ich wir ihr man sich nicht
-    """.split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "had", "has", "have", "how", "in", "is", "it", "of", "on", "or", "the", "to", "was", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einer", "eines", "einem", "einen", "und", "oder", "ist", "sind", "war", "waren", "wird", "werden", "hat", "haben", "hatte", "wie", "wer", "wen", "wem", "wessen", "was", "wann", "wo", "warum", "welche", "welcher", "welches", "im", "in", "am", "an", "auf", "aus", "bei", "mit", "nach", "von", "vor", "zu", "zum", "zur", "um", "für", "über", "es", "sie", "er", "ich", "wir", "ihr", "man", "sich", "nicht"]
 )
 
 

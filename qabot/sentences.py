@@ -37,38 +37,19 @@ _WORD = re.compile(r"\S+")
 # often do end a sentence, and when they do not, the next word is usually lower-case, which
 # vetoes the boundary anyway.
 _ABBREVIATIONS = frozenset(
-    """
-    abb abg abk abs abschn abt allg anh anm bd bearb bes betr bsp bspw bzgl bzw ca dgl
-    dipl dkfm dr ebd eig einschl engl entspr erg evtl exkl fa ff fig frz geb gebr gegr gem
-    gest ggf ggü hbf hl hr hrn hrsg inkl insb ing jh jhd jhdt jr kap kath kfm kl lfd lt min
-    mio mrd mwst nachf nr od orig pkt prof prot rd reg rel resp röm sek sen sog st std str
-    tab tel tsd urspr verh vgl vs wiss zit ziff zzgl zzt
-    mr mrs ms sr dept est gov col sgt capt rev approx
-    jan feb febr mär apr jun jul aug sep sept okt oct nov dez dec
-    """.split()
+    ["abb", "abg", "abk", "abs", "abschn", "abt", "allg", "anh", "anm", "bd", "bearb", "bes", "betr", "bsp", "bspw", "bzgl", "bzw", "ca", "dgl", "dipl", "dkfm", "dr", "ebd", "eig", "einschl", "engl", "entspr", "erg", "evtl", "exkl", "fa", "ff", "fig", "frz", "geb", "gebr", "gegr", "gem", "gest", "ggf", "ggü", "hbf", "hl", "hr", "hrn", "hrsg", "inkl", "insb", "ing", "jh", "jhd", "jhdt", "jr", "kap", "kath", "kfm", "kl", "lfd", "lt", "min", "mio", "mrd", "mwst", "nachf", "nr", "od", "orig", "pkt", "prof", "prot", "rd", "reg", "rel", "resp", "röm", "sek", "sen", "sog", "st", "std", "str", "tab", "tel", "tsd", "urspr", "verh", "vgl", "vs", "wiss", "zit", "ziff", "zzgl", "zzt", "mr", "mrs", "ms", "sr", "dept", "est", "gov", "col", "sgt", "capt", "rev", "approx", "jan", "feb", "febr", "mär", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dez", "dec"]
 )
 _MONTHS = frozenset(
-    """
-    januar jänner februar feber märz april mai juni juli august september oktober november
-    dezember january february march may june july october december
-    jan feb febr mär mar apr jun jul aug sep sept okt oct nov dez dec
-    """.split()
+    ["januar", "jänner", "februar", "feber", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember", "january", "february", "march", "may", "june", "july", "october", "december", "jan", "feb", "febr", "mär", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dez", "dec"]
 )
 # Nouns that follow an ordinal ("im 20. Jahrhundert", "zum 70. Geburtstag", "auf Platz 3." is
 # the other kind: a cardinal that ends a sentence).
 _ORDINAL_NOUNS = frozenset(
-    """
-    jahrhundert jahrhunderts jahrtausend jahrtausends jahrestag geburtstag todestag mal
-    runde spieltag stock stockwerk etage klasse liga kapitel staffel wahlgang durchgang
-    """.split()
+    ["jahrhundert", "jahrhunderts", "jahrtausend", "jahrtausends", "jahrestag", "geburtstag", "todestag", "mal", "runde", "spieltag", "stock", "stockwerk", "etage", "klasse", "liga", "kapitel", "staffel", "wahlgang", "durchgang"]
 )
 # Words before an ordinal ("am 3. Oktober", "der 3. Oktober", "seinem 80. …").
 _ORDINAL_LEADS = frozenset(
-    """
-    am im vom zum zur beim bis ab seit der die das den dem des ein eine einen einem einer
-    eines dieser diese diesem diesen jeden jedem jeder sein seine seinem seinen seiner ihr
-    ihre ihrem ihren ihrer unser unsere unserem
-    """.split()
+    ["am", "im", "vom", "zum", "zur", "beim", "bis", "ab", "seit", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einen", "einem", "einer", "eines", "dieser", "diese", "diesem", "diesen", "jeden", "jedem", "jeder", "sein", "seine", "seinem", "seinen", "seiner", "ihr", "ihre", "ihrem", "ihren", "ihrer", "unser", "unsere", "unserem"]
 )
 
 

@@ -19,7 +19,15 @@ from qabot.embedding import (
     load_embedder,
 )
 from qabot.errors import ModelError
-from qabot.provision import DEFAULT_MODEL, MANIFEST, Q4_FILE, E5Vocab, default_model_dir, install_model, parse_e5s1
+from qabot.provision import (
+    DEFAULT_MODEL,
+    MANIFEST,
+    Q4_FILE,
+    E5Vocab,
+    default_model_dir,
+    install_model,
+    parse_e5s1,
+)
 
 LANDING = ("Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit (21.00 Uhr MESZ) "
            "mit dem Flugzeug in Alaska ankommen.")

@@ -131,10 +131,10 @@ def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
 
 def test_limit_and_kept_index_are_reused(tmp_path, capsys):
     de, _ = _write(tmp_path)
-    argv = ["--de", str(de), "--model", "hash-test", "--limit", "2", "--keep-index", str(tmp_path / "ix")]
+    argv = ["--de", str(de), "--model", "hash-test", "--limit", "2", "--keep-index", str(tmp_path / "ix"), "--warm-cache"]
     assert evaluate.main(argv) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first["de"]["n"] == 2 and "en" not in first
+    assert first["de"]["n"] == 2 and "en" not in first and first["settings"]["sentence_cache"] == "warm"
     assert first["settings"]["articles_embedded_now"] == 3
     assert evaluate.main(argv) == 0
     second = json.loads(capsys.readouterr().out)

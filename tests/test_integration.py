@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from qabot import Retriever
+from qabot.cli import sample_archive
 from qabot.errors import QuestionError
 from qabot.indexer import build_index
-from qabot.cli import sample_archive
 
 from .conftest import LANDING_SENTENCE
 

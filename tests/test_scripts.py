@@ -20,11 +20,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_build_index_script_updates_incrementally(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(ARCHIVE), "--index", str(tmp_path / "ix"), "--json"]
-    first = subprocess.run(command, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
+    first = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["articles_indexed"] > 0 and summary["errors"]
-    again = subprocess.run(command, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
+    again = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
     second = json.loads(again.stdout)
     assert (second["articles_indexed"], second["chunks_embedded"]) == (0, 0)
     assert second["articles_unchanged"] == summary["articles_indexed"]
@@ -32,13 +32,13 @@ def test_build_index_script_updates_incrementally(tmp_path):
 
 def test_build_index_script_can_fail_on_problems(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(ARCHIVE / "bad"), "--index", str(tmp_path / "ix"), "--fail-on-problems"]
-    proc = subprocess.run(command, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "empty.txt" in proc.stderr
 
 
 def test_build_index_script_reports_a_missing_archive_in_one_line(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(tmp_path / "nope"), "--index", str(tmp_path / "ix")]
-    proc = subprocess.run(command, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "nope" in proc.stderr
