@@ -31,10 +31,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qabot import Article, QabotError, Retriever, Settings, build_index, load_embedder
+from qabot import (
+    Article,
+    IndexReport,
+    Problem,
+    QabotError,
+    Retriever,
+    Settings,
+    build_index,
+    load_embedder,
+)
 from qabot.archive import iter_articles
-from qabot.documents import Problem
+from qabot.embedding import Embedder
 from qabot.errors import StoreError
+from qabot.store import Store, is_index
 
 SEARCH_K = 10
 
@@ -163,24 +173,29 @@ def load_questions(de: Path, en: Path | None, *, limit: int | None) -> tuple[lis
     return articles, by_language
 
 
-def build(articles: list[Article], distractors: Path | None, index_dir: Path, *, embedder: Any, settings: Settings) -> dict[str, Any]:
+def build(articles: list[Article], distractors: Path | None, index_dir: Path, *, embedder: Embedder, settings: Settings) -> dict[str, Any]:
     """Index the paragraphs (and distractors) into ``index_dir``; unchanged articles are skipped."""
     problems: list[Problem] = []
-    options = dict(
-        embedder=embedder, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-        batch_size=settings.batch_size, progress=sys.stderr.isatty(), on_problem=problems.append,
-    )
+
+    def index(archive: Path) -> IndexReport:
+        return build_index(
+            archive, index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
+            batch_size=settings.batch_size, progress=sys.stderr.isatty(), on_problem=problems.append,
+        )
+
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qabot-eval-") as scratch:
         archive = Path(scratch) / "paragraphs.jsonl"
         with archive.open("w", encoding="utf-8") as out:
             for a in articles:
                 out.write(json.dumps({"id": a.id, "title": a.title, "text": a.text}, ensure_ascii=False) + "\n")
-        reports = [build_index(archive, index_dir, **options)]  # type: ignore[arg-type]
+        reports = [index(archive)]
     if distractors is not None:
-        reports.append(build_index(distractors, index_dir, **options))  # type: ignore[arg-type]
+        reports.append(index(distractors))
     for problem in problems[:5]:
         print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > 5:
+        print(f"warning: ... and {len(problems) - 5} more input problems", file=sys.stderr)
     return {
         "paragraphs": len(articles),
         "indexed_articles": reports[-1].articles_total,
@@ -192,15 +207,21 @@ def build(articles: list[Article], distractors: Path | None, index_dir: Path, *,
     }
 
 
-def check_index(retriever: Retriever, articles: list[Article], distractors: Path | None) -> None:
-    """Refuse a kept index that holds articles this run did not ask for (it would skew the numbers)."""
+def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path | None) -> None:
+    """Before adding to a kept index, refuse one holding articles this run does not index.
+
+    They would skew the numbers, and the folder might be a real index given by mistake.
+    """
+    if not is_index(index_dir):
+        return
     expected = {a.id for a in articles}
     if distractors is not None:
         expected.update(a.id for a in iter_articles(distractors, on_problem=lambda p: None))
-    extra = set(retriever.store.article_hashes()) - expected
+    with Store.open(index_dir, check=False) as store:
+        extra = set(store.article_hashes()) - expected
     if extra:
-        raise StoreError(f"the index at {retriever.store.folder} holds {len(extra)} articles not in this run's "
-                         f"inputs (e.g. {sorted(extra)[0]!r}); use another --keep-index folder")
+        raise StoreError(f"the index at {index_dir} holds {len(extra)} articles not in this run's "
+                         f"inputs (e.g. {min(extra)!r}); use another --keep-index folder")
 
 
 def fresh(r: Retriever) -> Retriever:
@@ -237,9 +258,9 @@ def evaluate(args: argparse.Namespace, index_dir: Path) -> dict[str, Any]:
     articles, questions = load_questions(args.de, args.en, limit=args.limit)
     embedder = load_embedder(settings.model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
                              passage_prompt=settings.passage_prompt, device=settings.device)
+    check_kept_index(index_dir, articles, args.distractors)
     index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings)
     with Retriever.open(index_dir, settings=settings, embedder=embedder) as retriever:
-        check_index(retriever, articles, args.distractors)
         if any(questions.values()):  # warm-up: the first call pays for lazy initialisation
             retriever.ask(next(qs for qs in questions.values() if qs)[0].text)
         results = {lang: ask_all(retriever, qs, k=settings.top_k, warm=args.warm_cache) for lang, qs in questions.items()}
