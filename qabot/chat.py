@@ -42,6 +42,8 @@ def citation(number: int, passage: Passage) -> str:
         parts.append(f"({passage.date})")
     line = " ".join(parts)
     extras = [x for x in (passage.source, passage.url) if x]
+    if passage.duplicates:
+        extras.append(f"+{passage.duplicates} similar")
     return line + ("".join(f" · {x}" for x in extras))
 
 

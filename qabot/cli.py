@@ -66,6 +66,23 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from .dates import parse_iso
+
+    try:
+        return parse_iso(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def date_options(func: F) -> F:
+    """--since/--until: limit answers to articles dated within the range (inclusive)."""
+    func = click.option("--until", callback=_iso_date, default=None, help="Only articles dated on or before YYYY-MM-DD.")(func)
+    return click.option("--since", callback=_iso_date, default=None, help="Only articles dated on or after YYYY-MM-DD.")(func)  # type: ignore[return-value]
+
+
 index_option = click.option(
     "--index", "index_dir", type=click.Path(path_type=Path), default=None,
     help="Index folder (default: QABOT_INDEX or index/default).",
@@ -146,15 +163,17 @@ def _open_retriever(settings: Settings) -> Any:
 @index_option
 @click.option("-k", "top_k", type=click.IntRange(1, 100), default=None, help="How many passages to cite.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@date_options
 @click.pass_context
 @_edge
-def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int | None, as_json: bool) -> None:
+def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int | None, as_json: bool,
+        since: Any, until: Any) -> None:
     """Answer QUESTION with the sentence that answers it and the cited passages."""
     from .chat import render_answer
 
     settings = _settings(ctx, index_dir=index_dir, top_k=top_k)
     with _open_retriever(settings) as retriever:
-        answer = retriever.ask(" ".join(question))
+        answer = retriever.ask(" ".join(question), since=since, until=until)
     click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) if as_json else render_answer(answer))
 
 
@@ -163,16 +182,18 @@ def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, t
 @index_option
 @click.option("-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@date_options
 @click.pass_context
 @_edge
-def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int, as_json: bool) -> None:
+def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int, as_json: bool,
+                   since: Any, until: Any) -> None:
     """List the passages that best match QUESTION, best first."""
     from .chat import citation, snippet
 
     settings = _settings(ctx, index_dir=index_dir)
     text = " ".join(question)
     with _open_retriever(settings) as retriever:
-        passages = retriever.search(text, k=top_k)
+        passages = retriever.search(text, k=top_k, since=since, until=until)
     if as_json:
         _emit_json({"question": " ".join(text.split()), "passages": [p.to_dict() for p in passages]})
         return

@@ -63,6 +63,7 @@ class Settings:
     chunk_overlap: int = field(default=1, metadata={"env": "QABOT_CHUNK_OVERLAP"})
     batch_size: int = field(default=32, metadata={"env": "QABOT_BATCH_SIZE"})
     top_k: int = field(default=5, metadata={"env": "QABOT_TOP_K"})
+    min_score: float | None = field(default=None, metadata={"env": "QABOT_MIN_SCORE"})
     log_level: str = field(default="WARNING", metadata={"env": "QABOT_LOG_LEVEL"})
     telegram_token: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "TELEGRAM_BOT_TOKEN"})
     telegram_api_url: str | None = field(default=None, metadata={"env": "QABOT_TELEGRAM_API_URL"})
@@ -129,7 +130,7 @@ def _parse(name: str, env: str, raw: str) -> Any:
             return Path(raw).expanduser()
         if name in {"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"}:
             return int(raw)
-        if name == "rate_per_minute":
+        if name in {"rate_per_minute", "min_score"}:
             return float(raw)
         if name in {"allow_all", "log_messages"}:
             if raw.lower() in {"1", "true", "yes", "on"}:

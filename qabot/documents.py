@@ -100,6 +100,7 @@ class Passage:
     start: int
     end: int
     score: float
+    duplicates: int = 0  # near-identical passages (e.g. the same wire story) collapsed into this one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +159,7 @@ class Answer:
                     "start": p.start,
                     "end": p.end,
                     "score": round(p.score, 4),
+                    "duplicates": p.duplicates,
                 }
                 for p in self.passages
             ],

@@ -86,6 +86,12 @@ def blend(passage: np.ndarray, best_sentence: np.ndarray, *, weight: float) -> n
     return np.where(has_sentence, (1.0 - weight) * passage + weight * best_sentence, passage)
 
 
+def keyword_bonus(chunk_ids: Sequence[int], keyword: Ranking, *, weight: float, scale: float = 5.0) -> np.ndarray:
+    """A small bonus for chunks the keyword leg ranks high: weight / (1 + rank / scale), 0 if absent."""
+    ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(keyword, start=1)}
+    return np.array([weight / (1.0 + ranks[c] / scale) if c in ranks else 0.0 for c in chunk_ids], dtype=np.float32)
+
+
 def passages_for(store: Store, ranking: Ranking) -> list[Passage]:
     """Turn a ranking into passages with their article metadata, keeping the order."""
     rows = store.chunk_rows([chunk_id for chunk_id, _ in ranking])

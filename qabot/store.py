@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +277,20 @@ class Store:
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, ids = self.vectors.search(q, min(k, self.vectors.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
+        """The chunks among ``chunk_ids`` whose article is dated within [since, until]."""
+        if not chunk_ids:
+            return set()
+        clauses, params = ["c.id in (%s)" % ",".join("?" * len(chunk_ids))], list(chunk_ids)
+        if since is not None:
+            clauses.append("a.date >= ?")
+            params.append(since.isoformat())
+        if until is not None:
+            clauses.append("a.date <= ?")
+            params.append(until.isoformat())
+        sql = f"select c.id from chunks c join articles a on a.id = c.article_id where {' and '.join(clauses)}"
+        return {row[0] for row in self.db.execute(sql, params)}
 
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, one row each (IndexIDMap2 keeps id -> row)."""

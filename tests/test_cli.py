@@ -144,3 +144,13 @@ def test_python_m_qabot_ask_with_the_real_model(sample_index, model_cache_dir, t
     data = json.loads(proc.stdout)
     assert data["sentence"] == LANDING_SENTENCE
     assert data["passages"][data["citation"]]["date"] == "2025-08-15"
+
+
+def test_ask_and_search_take_since_and_until(env):
+    _run("index", "--sample")
+    inside = json.loads(_run("search", "Putin", "--since", "2025-08-01", "--until", "2025-08-31", "--json").output)
+    assert inside["passages"]
+    outside = json.loads(_run("ask", "Putin", "--since", "2026-01-01", "--json").output)
+    assert any("searched all dates" in note for note in outside["notes"])
+    bad = CliRunner().invoke(cli, ["ask", "Putin", "--since", "15.08.2025"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
