@@ -117,6 +117,8 @@ def _titled(passage: Passage) -> str:
 def citation_html(number: int, passage: Passage) -> str:
     """``1. Title · 2025-08-15 · source`` with the title linked where possible."""
     parts = [f"{number}. {_titled(passage)}"] + [_e(x) for x in (passage.date, passage.source) if x]
+    if passage.duplicates:
+        parts.append(f"+{passage.duplicates}")  # near-identical copies (the same wire story) collapsed here
     return " · ".join(parts)
 
 

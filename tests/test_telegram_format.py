@@ -207,3 +207,13 @@ def test_a_followup_that_names_its_own_subject_only_loses_its_and():
     assert expand_followup("Und wann beginnt das Treffen in Anchorage?", previous) == "wann beginnt das Treffen in Anchorage?"
     assert expand_followup("and when does Trump arrive?", None) == "and when does Trump arrive?"
     assert expand_followup("and Putin in Alaska?", previous) == "Putin in Alaska?"
+
+
+def test_citation_counts_collapsed_duplicates():
+    from dataclasses import replace
+
+    from qabot.telegram_format import citation_html
+
+    line = citation_html(1, replace(passage(), duplicates=2))
+    assert line.endswith(" · +2")
+    assert "+" not in citation_html(1, passage())
