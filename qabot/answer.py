@@ -37,18 +37,18 @@ _MONTHS = (
     "january|february|march|may|june|july|october|december"
 )
 _ASKS_WHEN = re.compile(
-    r"\b(when|what year|which year|what date|what time|wann|welchem jahr|welches jahr|welchem datum|um wie viel uhr)\b", re.I
+    r"\b(when|what year|which year|what date|what time|wann|welchem jahr|welches jahr|welchem datum|um wie viel uhr)\b", re.IGNORECASE
 )
 _ASKS_AMOUNT = re.compile(
     r"\b(how many|how much|what percentage|how long|how old|how large|how big|how far|"
     r"wie viele|wie viel|wieviele|wieviel|wie lange|wie alt|wie hoch|wie groß|wie weit)\b",
-    re.I,
+    re.IGNORECASE,
 )
-_HAS_DATE = re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b({_MONTHS})\b|\bUhr\b|\b\d{{1,2}}\.\d{{1,2}}\.", re.I)
+_HAS_DATE = re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b({_MONTHS})\b|\bUhr\b|\b\d{{1,2}}\.\d{{1,2}}\.", re.IGNORECASE)
 _HAS_NUMBER = re.compile(
     r"\d|\b(ein|eine|einer|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|hundert|tausend|"
     r"millionen?|milliarden?|dutzend|hälfte|prozent)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 

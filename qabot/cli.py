@@ -299,7 +299,7 @@ def stats(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     settings = _settings(ctx, index_dir=index_dir)
     with Store.open(settings.index_dir, check=False) as store:
         first, last = store.date_range()
-        sources = [r[0] for r in store.db.execute("select distinct source from articles where source is not null order by 1")]
+        sources = store.sources()
         result = {
             "index": str(settings.index_dir), **store.counts(), "first_date": first, "last_date": last,
             "sources": sources, "model": store.manifest.model, "dimension": store.manifest.dimension,

@@ -270,6 +270,11 @@ class Store:
         row = self.db.execute("select min(date), max(date) from articles where date is not null").fetchone()
         return row[0], row[1]
 
+    def sources(self) -> list[str]:
+        """The distinct sources of the indexed articles, sorted."""
+        rows = self.db.execute("select distinct source from articles where source is not null order by 1")
+        return [r[0] for r in rows]
+
     def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest chunks by inner product (cosine for normalised vectors): [(chunk_id, score)]."""
         if self.vectors.ntotal == 0 or k <= 0:
@@ -282,7 +287,7 @@ class Store:
         """The chunks among ``chunk_ids`` whose article is dated within [since, until]."""
         if not chunk_ids:
             return set()
-        clauses, params = ["c.id in (%s)" % ",".join("?" * len(chunk_ids))], list(chunk_ids)
+        clauses, params = ["c.id in ({})".format(",".join("?" * len(chunk_ids)))], list(chunk_ids)
         if since is not None:
             clauses.append("a.date >= ?")
             params.append(since.isoformat())
