@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from .chat import snippet
 from .documents import Answer, Passage
+from .language import ENGLISH, GERMAN, WORD, detect_language
 
 MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 
@@ -256,19 +257,9 @@ def split_message(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
 
 # -- languages, addressing, follow-ups -------------------------------------------------------
 
-_WORD = re.compile(r"[^\W\d_][\w-]*")
-_GERMAN = frozenset({
-    "der", "die", "das", "den", "dem", "des", "und", "ist", "sind", "wann", "wer", "wie", "wo", "warum",
-    "wieso", "welche", "welcher", "welches", "nicht", "mit", "ein", "eine", "einen", "einem", "auf",
-    "für", "von", "sich", "hat", "haben", "wird", "werden", "kommt", "ankommt", "landet", "über",
-    "nach", "bei", "zum", "zur", "auch", "noch", "schon", "gibt", "sagte", "wurde", "wurden", "uhr",
-    "heute", "gestern"
-})
-_ENGLISH = frozenset({
-    "the", "and", "is", "are", "when", "who", "how", "where", "why", "which", "does", "did", "do", "of",
-    "to", "for", "with", "were", "will", "has", "have", "arrive", "arrives", "land", "lands", "about",
-    "what", "whom", "whose", "there", "this", "that", "after", "before", "at", "by", "on", "from"
-})
+_WORD = WORD
+_GERMAN = GERMAN
+_ENGLISH = ENGLISH
 _FOLLOWUP_START = re.compile(r"^\s*(and|und|also|what about|how about|und was ist mit|was ist mit)\b[\s,]*", re.IGNORECASE)
 _PRONOUNS = frozenset({
     "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "there", "then", "that",
@@ -278,16 +269,6 @@ _QUESTION_WORDS = frozenset({
     "when", "who", "how", "where", "why", "which", "what", "whom", "wann", "wer", "wie", "wo", "warum",
     "wieso", "welche", "welcher", "welches", "was", "woher", "wohin", "wieviel", "viele"
 })
-
-
-def detect_language(language_code: str | None, text: str = "") -> str:
-    """"de" or "en": the question's own words decide; Telegram's ``language_code`` breaks ties."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    german = sum(w in _GERMAN for w in words) + 2 * bool(re.search(r"[äöüß]", text.lower()))
-    english = sum(w in _ENGLISH for w in words)
-    if german != english:
-        return "de" if german > english else "en"
-    return "de" if (language_code or "").lower().startswith("de") else "en"
 
 
 def addressed_question(text: str, *, bot_username: str, private: bool, reply_to_bot: bool = False) -> str | None:

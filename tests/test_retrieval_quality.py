@@ -94,11 +94,25 @@ def test_answer_type_match(question, sentence, expected):
 
 def test_default_min_score_is_calibrated_only_for_the_default_model():
     assert default_min_score("multilingual-e5-small") == default_min_score("intfloat/multilingual-e5-small") == 0.78
-    assert default_min_score("hash-test") == 0.0
+    assert default_min_score("multilingual-e5-small", "de") == 0.83
+    assert default_min_score("hash-test") == default_min_score("hash-test", "de") == 0.0
+
+
+def test_the_threshold_follows_the_question_language_unless_set(hash_embedder, tmp_path):
+    build_index(_archive(tmp_path, [{"id": "a", "date": "2025-08-15", "text": "Ein Satz."}]), tmp_path / "ix", embedder=hash_embedder)
+    with Retriever(Store.open(tmp_path / "ix", model=hash_embedder.name), hash_embedder) as retriever:
+        retriever.embedder = type("E5Named", (), {"name": "multilingual-e5-small"})()
+        assert retriever.threshold("Wann landet der Präsident in Alaska?") == 0.83
+        assert retriever.threshold("When does the president land in Alaska?") == 0.78
+        retriever.min_score = 0.5
+        assert retriever.threshold("Wann landet der Präsident?") == 0.5
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("question", ["What is the capital of Australia?", "Wie hoch ist der Eiffelturm?", "Who won the Super Bowl?"])
+@pytest.mark.parametrize("question", [
+    "What is the capital of Australia?", "Wie hoch ist der Eiffelturm?", "Who won the Super Bowl?",
+    "Was ist die Hauptstadt von Australien?", "Wer hat den Super Bowl gewonnen?",
+])
 def test_absent_topics_abstain_on_the_sample(sample_retriever, question):
     answer = sample_retriever.ask(question)
     assert answer.sentence is None and not answer.found
@@ -107,5 +121,7 @@ def test_absent_topics_abstain_on_the_sample(sample_retriever, question):
 
 @pytest.mark.model
 def test_the_seed_trap_still_holds_with_abstention_on(sample_retriever):
-    assert sample_retriever.min_score == 0.78
+    assert sample_retriever.threshold("When does Putin land in Alaska?") == 0.78
+    assert sample_retriever.threshold("Wann landet Putin in Alaska?") == 0.83
     assert sample_retriever.ask("When does Putin land in Alaska?").sentence == LANDING_SENTENCE
+    assert sample_retriever.ask("Wann landet Putin in Alaska?").sentence == LANDING_SENTENCE
