@@ -218,11 +218,16 @@ class Retriever:
         bonus = search.keyword_bonus([p.chunk_id for p in passages], keyword, weight=KEYWORD_BONUS)
         scores = relevance + bonus
         order = [int(i) for i in np.argsort(-scores, kind="stable")]
-        groups = collapse(order, lambda i: passages[i].text, key=lambda i: passages[i].article_id)[:k]
+        groups = collapse(order, lambda i: passages[i].text, key=lambda i: passages[i].article_id)
+        duplicates = {keeper: len(dups) for keeper, dups in groups}
         order = [keeper for keeper, _ in groups]
-        ranked = [replace(passages[i], score=float(scores[i]), duplicates=len(dups)) for i, (_, dups) in zip(order, groups)]
+        # Neighbouring chunks of one article become one passage (more context, fewer repeats).
+        merged = search.merge_neighbours([(passages[i].article_id, passages[i].start, passages[i].end) for i in order], limit=k)
+        ranked = [self._merged([passages[order[j]] for j in group], float(scores[order[group[0]]]),
+                               sum(duplicates[order[j]] for j in group)) for group in merged]
         # Re-number the candidates for the kept passages, dropping repeats from overlapping chunks.
-        position = {old: new for new, old in enumerate(order)}
+        position = {order[j]: new for new, group in enumerate(merged) for j in group}
+        order = [order[group[0]] for group in merged]
         kept, kept_similarity, seen = [], [], set()
         for candidate, value in sorted(zip(found, similarity), key=lambda cv: position.get(cv[0].passage_index, k)):
             new = position.get(candidate.passage_index)
@@ -232,8 +237,20 @@ class Retriever:
             seen.add(key)
             kept.append(replace(candidate, passage_index=new))
             kept_similarity.append(value)
-        top = float(max((relevance[i] for i in order), default=0.0))
+        top = float(max((relevance[i] for i in position), default=0.0))
         return _Ranked(ranked, kept, np.array(kept_similarity, dtype=np.float32), top, tuple(notes))
+
+    def _merged(self, parts: list[Passage], score: float, duplicates: int) -> Passage:
+        """One passage spanning ``parts`` (the best first), cut from the article's text."""
+        best = parts[0]
+        if len(parts) == 1:
+            return replace(best, score=score, duplicates=duplicates)
+        start, end = min(p.start for p in parts), max(p.end for p in parts)
+        with self._lock:
+            text = self.store.article_text(best.article_id)
+        if text is None:  # the article went away meanwhile: keep the best part alone
+            return replace(best, score=score, duplicates=duplicates)
+        return replace(best, text=text[start:end], start=start, end=end, score=score, duplicates=duplicates)
 
     def _dates_in(self, question: str) -> tuple[date | None, date | None]:
         """A date expression in the question, resolved against the newest article's date."""

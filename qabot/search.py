@@ -92,6 +92,29 @@ def keyword_bonus(chunk_ids: Sequence[int], keyword: Ranking, *, weight: float, 
     return np.array([weight / (1.0 + ranks[c] / scale) if c in ranks else 0.0 for c in chunk_ids], dtype=np.float32)
 
 
+def merge_neighbours(spans: Sequence[tuple[str, int, int]], *, limit: int) -> list[list[int]]:
+    """Group ranked passages that overlap or touch within one article, best first.
+
+    ``spans`` are (article id, start, end) in rank order. Each group starts with its
+    best-ranked member; a later passage joins a group whose merged span it overlaps or
+    touches (neighbouring chunks of the same article), so the reader gets one passage with
+    more context and the freed slot goes to another article. At most ``limit`` groups.
+    """
+    groups: list[list[int]] = []
+    merged: list[tuple[str, int, int]] = []
+    for index, (article, start, end) in enumerate(spans):
+        for g, (g_article, g_start, g_end) in enumerate(merged):
+            if g_article == article and start <= g_end + 1 and end >= g_start - 1:
+                groups[g].append(index)
+                merged[g] = (article, min(start, g_start), max(end, g_end))
+                break
+        else:
+            if len(groups) < limit:
+                groups.append([index])
+                merged.append((article, start, end))
+    return groups
+
+
 def passages_for(store: Store, ranking: Ranking) -> list[Passage]:
     """Turn a ranking into passages with their article metadata, keeping the order."""
     rows = store.chunk_rows([chunk_id for chunk_id, _ in ranking])

@@ -125,3 +125,23 @@ def test_the_seed_trap_still_holds_with_abstention_on(sample_retriever):
     assert sample_retriever.threshold("Wann landet Putin in Alaska?") == 0.83
     assert sample_retriever.ask("When does Putin land in Alaska?").sentence == LANDING_SENTENCE
     assert sample_retriever.ask("Wann landet Putin in Alaska?").sentence == LANDING_SENTENCE
+
+
+def test_neighbouring_chunks_are_cited_as_one_passage(tmp_path, hash_embedder):
+    sentences = [f"Der Stadtrat von Musterstadt beschloss im Punkt {n} eine neue Straßenbahnlinie." for n in range(40)]
+    rows = [{"id": "long", "date": "2025-08-15", "title": "Stadtrat", "text": " ".join(sentences)},
+            {"id": "other", "date": "2025-08-14", "title": "Zoo", "text": "Der Zoo bekommt eine neue Straßenbahnhaltestelle."}]
+    build_index(_archive(tmp_path, rows), tmp_path / "ix", embedder=hash_embedder, chunk_tokens=40)
+    with Retriever(Store.open(tmp_path / "ix", model=hash_embedder.name), hash_embedder, top_k=5) as retriever:
+        answer = retriever.ask("Was beschloss der Stadtrat zur Straßenbahnlinie?")
+        article = retriever.store.article_text("long")
+        longest_chunk = retriever.store.db.execute('select max("end" - start) from chunks where article_id = ?', ["long"]).fetchone()[0]
+    spans = sorted((p.start, p.end) for p in answer.passages if p.article_id == "long")
+    assert spans, "the long article is cited"
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start > end + 1, "two cited passages of one article touch or overlap"
+    for passage in answer.passages:
+        if passage.article_id == "long":
+            assert passage.text == article[passage.start : passage.end]
+    assert any(p.end - p.start > longest_chunk for p in answer.passages if p.article_id == "long"), "neighbours were merged"
+    assert answer.sentence and answer.sentence in answer.passages[answer.passage_index].text

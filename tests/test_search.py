@@ -77,3 +77,14 @@ def test_passages_keep_ranking_order_and_metadata(tmp_path):
     assert (passages[0].title, passages[0].date, passages[0].url, passages[0].source) == ("Titel", "2025-08-15", "https://example.org/a", "dpa")
     assert (passages[0].start, passages[0].end) == (6, 11)
     store.close()
+
+
+def test_neighbouring_chunks_of_one_article_merge_into_one_group():
+    from qabot.search import merge_neighbours
+
+    spans = [("a", 100, 200), ("b", 0, 50), ("a", 180, 300), ("a", 301, 400), ("a", 600, 700), ("c", 0, 10)]
+    assert merge_neighbours(spans, limit=5) == [[0, 2, 3], [1], [4], [5]]
+    assert merge_neighbours(spans, limit=2) == [[0, 2, 3], [1]]
+    assert merge_neighbours([], limit=3) == []
+    # a passage joins the first group it touches; groups are not merged with each other afterwards
+    assert merge_neighbours([("a", 0, 10), ("a", 20, 30), ("a", 11, 19)], limit=3) == [[0, 2], [1]]
