@@ -9,10 +9,12 @@ sentence longer than the budget is cut, at whitespace. Every chunk's ``text`` is
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ FALLBACK_ENCODING = "cl100k_base"
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 # A chunk whose sentences already fill this share of the budget ends before a new paragraph.
 _NEARLY_FULL = 0.75
+# Where an over-long sentence may be cut: the first whitespace character after a word.
+_CUT = re.compile(r"(?<=\S)\s")
 
 Counter = Callable[[str], int]
 
@@ -218,21 +222,38 @@ def _split_long(text: str, start: int, end: int, budget: int, count: Counter) ->
     """Cut ``text[start:end]`` at whitespace into pieces of at most ``budget`` tokens.
 
     A single word longer than the budget (a long URL, a table row without spaces) is cut
-    between characters, since the budget is a hard limit.
+    between characters, since the budget is a hard limit. Each piece is searched for in a
+    window a little longer than the budget can hold, never in the whole rest of the span:
+    a 5 MB run-on "sentence" costs linear time, not quadratic.
     """
-    cuts = [i for i in range(start + 1, end) if text[i].isspace() and not text[i - 1].isspace()]
+    cuts = [m.start() for m in _CUT.finditer(text, start, end)]
     pieces: list[tuple[int, int, int]] = []
     lo = start
     while lo < end:
-        ends = [c for c in cuts if c > lo] + [end]
-        hi = _longest_fitting(text, lo, ends, budget, count)
+        limit = _window_end(text, lo, end, budget, count)
+        first, last = bisect.bisect_right(cuts, lo), bisect.bisect_right(cuts, limit)
+        ends = cuts[first:last] + ([end] if limit == end else [])
+        hi = _longest_fitting(text, lo, ends, budget, count) if ends else None
         if hi is None:  # not even one word fits
-            hi = _longest_fitting(text, lo, list(range(lo + 1, ends[0] + 1)), budget, count) or lo + 1
+            word_end = ends[0] if ends else limit
+            hi = _longest_fitting(text, lo, list(range(lo + 1, word_end + 1)), budget, count) or lo + 1
         pieces.append((lo, hi, count(text[lo:hi])))
         lo = hi
         while lo < end and text[lo].isspace():
             lo += 1
     return pieces
+
+
+def _window_end(text: str, lo: int, end: int, budget: int, count: Counter) -> int:
+    """A position (at most ``end``) past the longest piece from ``lo`` that fits ``budget`` tokens.
+
+    Starts at eight characters a token (cl100k averages about four on German text) and
+    doubles while the whole window still fits: a token may be a long run of one character.
+    """
+    size = 8 * budget
+    while lo + size < end and count(text[lo : lo + size]) <= budget:
+        size *= 2
+    return min(end, lo + size)
 
 
 def _longest_fitting(text: str, start: int, ends: list[int], budget: int, count: Counter) -> int | None:

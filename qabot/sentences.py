@@ -22,7 +22,7 @@ _OPENING = "\"'„‚«»“‘([{"
 _CLOSING = "\"'”“’‘»«)]}"
 
 # A run of terminators, then closing quotes/brackets, then whitespace or the end: a candidate.
-_CANDIDATE = re.compile(r"([.!?…]+)[\"'”“’‘»«)\]}]*(?=\s|\Z)")
+_CANDIDATE = re.compile(r"([.!?؟…]+)[\"'”“’‘»«)\]}]*(?=\s|\Z)")  # ؟ is the Arabic question mark
 # Blank lines (possibly holding spaces) separate paragraphs.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 # "z.B", "u.a", "U.S", "e.g", "i.e", "d.h": letters joined by dots (the last dot is the candidate).
@@ -101,7 +101,7 @@ def _is_boundary(para: str, m: re.Match[str]) -> bool:
         # German and English sentences start upper-case; this alone vetoes most false
         # candidates ("z. B. die", "„Warum?“ fragte er", "… und dann").
         return False
-    if punct[-1] in "?!":
+    if punct[-1] in "?!؟":
         return True
     if punct.endswith("..") or punct[-1] == "…":
         # An ellipsis marks an omission far more often than a sentence end in news text.

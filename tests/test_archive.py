@@ -7,6 +7,7 @@ article saved as latin-1; seed/bom-crlf.txt starts with a UTF-8 BOM and has CRLF
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -348,3 +349,117 @@ def test_title_from_text() -> None:
     assert len(title) <= 90 and title.endswith("…")
     assert long.startswith(title[:-1]) and long[len(title) - 1] == " "
     assert title_from_text("Ein Titel\nüber zwei Zeilen. Rest.") == "Ein Titel über zwei Zeilen."
+
+
+# --- odd inputs (the full set is in test_bad_corpus.py) ------------------------------------------
+
+
+def test_decode_odd_bytes() -> None:
+    assert decode("Grüße aus ".encode() + "Köln".encode("cp1252")) == (
+        "Grüße aus Köln", "mixed encodings: 1 byte not valid UTF-8, read as cp1252",
+    )
+    text = "Ein Satz vor dem Nullbyte, mit genug Text drum herum, damit die Datei kein Binärformat ist.\x00 Danach."
+    assert decode(text.encode()) == (text.replace("\x00", ""), "removed 1 NUL byte")
+    assert decode("Hallo".encode("utf-32")) == ("Hallo", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Fri, 15 Aug 2025 23:30:00 -0500", "2025-08-15"), ("15 Aug 2025 10:00:00 GMT", "2025-08-15")],
+)
+def test_parse_date_rfc_2822(value: str, expected: str) -> None:
+    assert parse_date(value) == expected
+
+
+def test_parse_date_rejects_an_impossible_rfc_2822_date() -> None:
+    with pytest.raises(ValueError, match="impossible date"):
+        parse_date("Fri, 45 Aug 2025 10:00:00 +0200")
+
+
+def test_future_date_is_read_with_a_warning() -> None:
+    warning, article = parse_seed(" date 2999-01-01 Text.", rel="x.txt")
+    assert isinstance(warning, Problem) and not warning.skipped and "in the future" in warning.reason
+    assert isinstance(article, Article) and article.date == "2999-01-01"
+
+
+def test_jsonl_lenient_strings_and_hostile_values() -> None:
+    items = list(parse_jsonl('{"text": "a\tb"}\n{"text": "\\ud800x"}\n[[[' + "[" * 5000 + "\n", rel="f.jsonl"))
+    assert [type(i).__name__ for i in items] == ["Article", "Article", "Problem"]
+    assert items[0].text == "a\tb" and items[1].text == "\ufffdx"
+    assert items[2].line == 3 and "bad JSON" in items[2].reason
+
+
+def test_json_array_and_pretty_printed_records_keep_their_lines() -> None:
+    array = '[\n  {"text": "Eins."},\n  {"text": "Zwei."}, {"text": "Drei."}\n]'
+    assert [(a.id, a.line) for a in parse_jsonl(array, rel="f.json")] == [
+        ("f.json:2", 2), ("f.json:3:1", 3), ("f.json:3:2", 3),
+    ]
+    pretty = '{\n  "id": "a",\n  "text": "Eins."\n}\n\n{\n  "id": "b",\n  "text": "Zwei."\n}\n'
+    assert [(a.id, a.line) for a in parse_jsonl(pretty, rel="f.jsonl")] == [("a", 1), ("b", 6)]
+    [problem] = parse_jsonl('[\n  {"text": "Eins."}\n  {"text": "Zwei."}\n]', rel="f.json")
+    assert isinstance(problem, Problem) and problem.line == 3 and "nothing in this JSON document" in problem.reason
+
+
+def test_jsonl_first_line_broken_is_not_taken_for_a_document() -> None:
+    items = list(parse_jsonl('{"text": "kaputt\n{"text": "Gut."}\n', rel="f.jsonl"))
+    assert [(type(i).__name__, i.line) for i in items] == [("Problem", 1), ("Article", 2)]
+
+
+def test_jsonl_wrong_metadata_types_are_ignored_with_a_warning() -> None:
+    *warnings, article = parse_jsonl('{"id": [1], "url": {"a": 1}, "text": "Text."}', rel="f.jsonl")
+    assert [(w.line, w.reason, w.skipped) for w in warnings] == [
+        (1, "ignored 'id': not a string but list", False), (1, "ignored 'url': not a string but dict", False),
+    ]
+    assert isinstance(article, Article) and (article.id, article.url) == ("f.jsonl:1", None)
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_csv_unterminated_quote_is_reported_and_reading_goes_on(ending: str) -> None:
+    content = 'id,text\n1,Eins.\n2,"Zwei ohne Ende.\n3,Drei.\n4,"Vier ohne Ende.' + ending
+    items = list(parse_csv(content, rel="f.csv"))
+    assert [(type(i).__name__, i.line) for i in items] == [
+        ("Article", 2), ("Problem", 3), ("Article", 4), ("Problem", 5),
+    ]
+    assert "unterminated quote" in items[1].reason
+
+
+def test_a_file_without_articles_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "leer.csv").write_text("id,text\n", encoding="utf-8")
+    articles, problems = read(tmp_path)
+    assert articles == [] and [(p.line, p.reason) for p in problems] == [(None, "no articles in the file")]
+
+
+def test_a_parser_bug_costs_one_file_not_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qabot import archive
+
+    def broken(content: str, *, rel: str, path: str):
+        raise RuntimeError("bug")
+        yield
+
+    (tmp_path / "a.jsonl").write_text('{"text": "Eins."}\n', encoding="utf-8")
+    (tmp_path / "b.txt").write_text(" date 2025-08-15 Zwei.", encoding="utf-8")
+    monkeypatch.setitem(archive._PARSERS, ".jsonl", broken)
+    articles, problems = read(tmp_path)
+    assert [a.id for a in articles] == ["b"]
+    assert [p.reason for p in problems] == ["cannot parse: RuntimeError: bug"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Bundes\u00adregierung\u200b tagt\x07.", "Bundesregierung tagt."),
+        ("Zeile\u2028zwei\u2029Absatz", "Zeile\nzwei\n\nAbsatz"),
+        ("\u202eumgedreht\u202c und 👩\u200d💻", "umgedreht und 👩\u200d💻"),
+        ("Die <b>Regierung</b> tagt.\nZweite Zeile.", "Die Regierung tagt.\nZweite Zeile."),
+        ("<![CDATA[Roh & echt]]>", "Roh & echt"),
+        ("Soft&shy;hyphen und &#8203;ZWSP", "Softhyphen und ZWSP"),
+        ("<FONT color=red>Rot</FONT> <center>Mitte</center>", "Rot Mitte"),
+    ],
+)
+def test_normalise_text_odd_characters_and_markup(raw: str, expected: str) -> None:
+    assert normalise_text(raw) == expected
+
+
+def test_long_given_title_is_cut_at_a_word() -> None:
+    [article] = parse_jsonl(json.dumps({"title": "Wort " * 100, "text": "Text."}), rel="f.jsonl")
+    assert len(article.title) <= 200 and article.title.endswith("Wort…")

@@ -103,6 +103,8 @@ SPLIT = [
         "Mr. Smith arrived. He left e.g. at noon. The U.S. Senate voted.",
         ["Mr. Smith arrived.", "He left e.g. at noon.", "The U.S. Senate voted."],
     ),
+    ("مرحبا بالعالم. هل هذا صحيح؟ שלום עולם.", ["مرحبا بالعالم.", "هل هذا صحيح؟", "שלום עולם."]),
+    ("Toll 🎉! Weiter geht's.", ["Toll 🎉!", "Weiter geht's."]),
 ]
 
 
@@ -259,6 +261,33 @@ def test_a_word_longer_than_the_budget_is_cut_between_characters() -> None:
     chunks = chunk_article(art, max_tokens=10)
     check_chunks(art, chunks, max_tokens=10)
     assert "".join(c.text for c in chunks if "x" in c.text).count("x") >= 400
+
+
+def test_a_run_on_sentence_is_cut_in_linear_time() -> None:
+    """A sentence with no end is cut piece by piece, each searched for near where it starts.
+
+    Counted, not timed: searching the whole rest of the sentence for every piece (as before)
+    tokenized about a thousand times the text; a 5 MB run-on sentence took many minutes.
+    """
+    text = " ".join(f"und weiter mit Punkt {i} der Tagesordnung" for i in range(5_000))  # 200 kB
+    counted: list[int] = []
+
+    def count(piece: str) -> int:
+        counted.append(len(piece))
+        return count_tokens(piece)
+
+    art = article(text)
+    chunks = chunk_article(art, max_tokens=200, overlap=0, count=count)
+    check_chunks(art, chunks, max_tokens=200)
+    assert len(chunks) > 100
+    assert sum(counted) < 40 * len(text)
+
+
+def test_a_long_run_of_one_character_is_cut_to_the_budget() -> None:
+    # "=" * 40 may be a single token: the search window grows until it holds more than the budget.
+    text = "Trenner " + "=" * 20_000 + " Ende."
+    art = article(text)
+    check_chunks(art, chunk_article(art, max_tokens=50), max_tokens=50)
 
 
 def test_paragraph_start_is_not_left_at_a_full_chunk_end() -> None:
