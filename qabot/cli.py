@@ -1,4 +1,4 @@
-"""The command line: qabot index | ask | search | chat | check | stats | model install.
+"""The command line: qabot index | delete | ask | search | chat | check | stats | model install.
 
 Settings are read once here (environment + .env) and handed down as plain arguments.
 Every QabotError becomes one line on stderr and exit status 1.
@@ -46,7 +46,8 @@ def _edge(func: F) -> F:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted (an indexing run saved its progress: run the same command again to resume)"
+                       if func.__name__ == "index" else "interrupted", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
@@ -103,15 +104,21 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
 @index_option
 @click.option("--sample", is_flag=True, help="Index the bundled sample archive.")
 @click.option("--if-missing", is_flag=True, help="Do nothing when an index already exists in the folder.")
+@click.option("--prune", is_flag=True, help="Also remove articles that are no longer in ARCHIVE.")
+@click.option("--rebuild", is_flag=True, help="Build a fresh index beside the live one and swap it in "
+              "(needed to change the model or chunk settings).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
 @_edge
-def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, sample: bool, if_missing: bool, as_json: bool) -> None:
+def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, sample: bool, if_missing: bool,
+          prune: bool, rebuild: bool, as_json: bool) -> None:
     """Index ARCHIVE (a folder, read recursively, or one file) into the index folder.
 
     Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl) and CSV
     with a header. Unchanged articles are skipped; changed ones are replaced. Bad files
     and lines are reported with path and line; everything else is still indexed.
+    Changes are swapped in atomically: readers see the old or the new index, and a run
+    that is killed or stopped with Ctrl-C is resumed by the next one.
     """
     from .embedding import load_embedder
     from .indexer import build_index
@@ -135,7 +142,8 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
     report = build_index(
         archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size,
-        progress=sys.stderr.isatty() and not as_json,
+        progress=sys.stderr.isatty() and not as_json, prune=prune, rebuild=rebuild,
+        checkpoint_seconds=settings.checkpoint_seconds,
     )
     if as_json:
         _emit_json(report.to_dict())
@@ -143,7 +151,9 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
     click.echo(
         f"indexed {_count(report.articles_indexed, 'article')} ({_count(report.chunks_embedded, 'chunk')}) from {archive} into "
         f"{report.index_dir} in {report.seconds:.1f} s: {report.articles_read} read, "
-        f"{report.articles_unchanged} unchanged, {report.articles_skipped} skipped; "
+        f"{report.articles_unchanged} unchanged, {report.articles_skipped} skipped"
+        + (f", {report.articles_removed} removed" if prune else "") + (" (resumed an interrupted run)" if report.resumed else "")
+        + "; "
         f"the index now holds {_count(report.articles_total, 'article')}, {_count(report.chunks_total, 'chunk')}"
     )
     if report.errors:
@@ -261,29 +271,57 @@ def bot(ctx: click.Context, index_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("article_ids", nargs=-1, required=True)
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_edge
+def delete(ctx: click.Context, article_ids: tuple[str, ...], index_dir: Path | None, as_json: bool) -> None:
+    """Remove the articles ARTICLE_IDS (with their chunks and vectors) from the index.
+
+    The change is swapped in atomically. Exit 1 when an id is not in the index (the
+    others are still removed).
+    """
+    from .indexer import delete_articles
+
+    settings = _settings(ctx, index_dir=index_dir)
+    report = delete_articles(settings.index_dir, article_ids)
+    if as_json:
+        _emit_json({"index": str(settings.index_dir), "removed": list(report.removed), "unknown": list(report.unknown),
+                    "chunks_removed": report.chunks_removed, "articles_total": report.articles_total,
+                    "chunks_total": report.chunks_total})
+    else:
+        click.echo(f"removed {_count(len(report.removed), 'article')} ({_count(report.chunks_removed, 'chunk')}); "
+                   f"the index now holds {_count(report.articles_total, 'article')}, {_count(report.chunks_total, 'chunk')}")
+        for article_id in report.unknown:
+            click.echo(f"not in the index: {article_id}", err=True)
+    if report.unknown:
+        sys.exit(1)
+
+
+@cli.command()
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 @_edge
 def check(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
-    """Verify an index: FAISS ids == chunk rowids, counts, manifest. Exit 1 when wrong."""
-    from .store import Store
+    """Verify an index: manifest, SQLite, FAISS ids == chunk rowids, counts, full-text index.
+
+    Exit 1 with a report when something is wrong.
+    """
+    from .checks import check_index
 
     settings = _settings(ctx, index_dir=index_dir)
-    with Store.open(settings.index_dir, check=False) as store:
-        problems = store.id_problems()
-        counts = store.counts()
-        manifest_counts = {k: getattr(store.manifest, k) for k in counts}
-        if manifest_counts != counts:
-            problems.append(f"manifest counts {manifest_counts} != actual {counts}")
-    result = {"index": str(settings.index_dir), "ok": not problems, "problems": problems, **counts}
+    report = check_index(settings.index_dir)
     if as_json:
-        _emit_json(result)
+        _emit_json(report.to_dict())
     else:
-        click.echo(f"{settings.index_dir}: " + ("ok" if not problems else "PROBLEMS") + f" ({counts})")
-        for problem in problems:
-            click.echo(f"  {problem}")
-    if problems:
+        click.echo(f"{settings.index_dir}: " + ("ok" if report.ok else "PROBLEMS") + f" ({report.counts})")
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}")
+        for note in report.notes:
+            click.echo(f"  note: {note}")
+    if not report.ok:
         sys.exit(1)
 
 
@@ -293,24 +331,16 @@ def check(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
 @click.pass_context
 @_edge
 def stats(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
-    """Articles, chunks, vectors, date range, size on disk and model of an index."""
-    from .store import Store
+    """Articles, chunks, vectors, date range, sources, size on disk and model of an index."""
+    from .checks import index_stats
 
     settings = _settings(ctx, index_dir=index_dir)
-    with Store.open(settings.index_dir, check=False) as store:
-        first, last = store.date_range()
-        sources = store.sources()
-        result = {
-            "index": str(settings.index_dir), **store.counts(), "first_date": first, "last_date": last,
-            "sources": sources, "model": store.manifest.model, "dimension": store.manifest.dimension,
-            "chunk_tokens": store.manifest.chunk_tokens, "chunk_overlap": store.manifest.chunk_overlap,
-            "bytes_on_disk": sum(p.stat().st_size for p in settings.index_dir.iterdir() if p.is_file()),
-        }
+    result = index_stats(settings.index_dir)
     if as_json:
         _emit_json(result)
     else:
         for key, value in result.items():
-            click.echo(f"{key:>14}: {value}")
+            click.echo(f"{key:>30}: {value}")
 
 
 @cli.group()

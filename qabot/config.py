@@ -59,9 +59,13 @@ class Settings:
     query_prompt: str | None = field(default=None, metadata={"env": "QABOT_QUERY_PROMPT"})
     passage_prompt: str | None = field(default=None, metadata={"env": "QABOT_PASSAGE_PROMPT"})
     device: str = field(default="cpu", metadata={"env": "QABOT_DEVICE"})
+    # auto: bf16 where the device does it in hardware (AMX/AVX512-BF16), else fp32; or fp32, bf16.
+    precision: str = field(default="auto", metadata={"env": "QABOT_PRECISION"})
     chunk_tokens: int = field(default=200, metadata={"env": "QABOT_CHUNK_TOKENS"})
     chunk_overlap: int = field(default=1, metadata={"env": "QABOT_CHUNK_OVERLAP"})
     batch_size: int = field(default=32, metadata={"env": "QABOT_BATCH_SIZE"})
+    # How often an indexing run saves its FAISS progress (a killed run resumes from there).
+    checkpoint_seconds: float = field(default=60.0, metadata={"env": "QABOT_CHECKPOINT_SECONDS"})
     top_k: int = field(default=5, metadata={"env": "QABOT_TOP_K"})
     min_score: float | None = field(default=None, metadata={"env": "QABOT_MIN_SCORE"})
     log_level: str = field(default="WARNING", metadata={"env": "QABOT_LOG_LEVEL"})
@@ -76,12 +80,16 @@ class Settings:
     log_messages: bool = field(default=False, metadata={"env": "QABOT_LOG_MESSAGES"})
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"QABOT_PRECISION must be auto, fp32 or bf16, got {self.precision!r}")
         if self.chunk_tokens < 16:
             raise ConfigError(f"QABOT_CHUNK_TOKENS must be at least 16, got {self.chunk_tokens}")
         if self.chunk_overlap < 0:
             raise ConfigError(f"QABOT_CHUNK_OVERLAP must be 0 or more, got {self.chunk_overlap}")
         if self.batch_size < 1:
             raise ConfigError(f"QABOT_BATCH_SIZE must be at least 1, got {self.batch_size}")
+        if self.checkpoint_seconds < 0:
+            raise ConfigError(f"QABOT_CHECKPOINT_SECONDS must be 0 or more, got {self.checkpoint_seconds}")
         if self.top_k < 1:
             raise ConfigError(f"QABOT_TOP_K must be at least 1, got {self.top_k}")
         if self.rate_per_minute <= 0 or self.rate_burst < 1:
@@ -130,7 +138,7 @@ def _parse(name: str, env: str, raw: str) -> Any:
             return Path(raw).expanduser()
         if name in {"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"}:
             return int(raw)
-        if name in {"rate_per_minute", "min_score"}:
+        if name in {"rate_per_minute", "min_score", "checkpoint_seconds"}:
             return float(raw)
         if name in {"allow_all", "log_messages"}:
             if raw.lower() in {"1", "true", "yes", "on"}:
@@ -140,6 +148,8 @@ def _parse(name: str, env: str, raw: str) -> Any:
             raise ValueError("expected true or false")
         if name in {"allowed_users", "allowed_chats"}:
             return frozenset(int(part) for part in raw.replace(";", ",").split(",") if part.strip())
+        if name == "precision":
+            return raw.lower()
         if name == "telegram_token":
             return Secret(raw)
         if name in {"query_prompt", "passage_prompt"}:

@@ -1,27 +1,35 @@
 """Build or update an index: archive -> chunking -> embedding (batches) -> store.
 
 Idempotent: an article whose content hash is unchanged is skipped; a changed one is
-re-chunked and replaced. Each batch of articles is written to SQLite in one transaction.
-A run that was killed is repaired by the next one (see :func:`_reconcile`).
+re-chunked and replaced; with ``prune`` articles gone from the archive are removed.
+Every change goes into a staging generation that is swapped in atomically at the end
+(:mod:`qabot.generations`), so readers never see a half-updated index, a killed run is
+resumed by the next one, and a run that changes nothing writes nothing.
+
+Reading and chunking the archive runs in a background thread, one batch ahead of the
+embedder, so the model (which releases the GIL) is rarely kept waiting.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import generations
 from .archive import iter_articles
 from .chunking import chunk_article
 from .documents import Article, Chunk, Problem
 from .embedding import Embedder
-from .errors import IndexMismatchError
-from .store import Store, is_index
+from .errors import ArchiveError
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +43,13 @@ class IndexReport:
     articles_indexed: int = 0
     articles_unchanged: int = 0
     articles_skipped: int = 0
+    articles_removed: int = 0
     chunks_embedded: int = 0
     articles_total: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    generation: str = ""
+    resumed: bool = False
     errors: tuple[Problem, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,10 +60,13 @@ class IndexReport:
             "articles_indexed": self.articles_indexed,
             "articles_unchanged": self.articles_unchanged,
             "articles_skipped": self.articles_skipped,
+            "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
             "articles_total": self.articles_total,
             "chunks_total": self.chunks_total,
             "seconds": round(self.seconds, 3),
+            "generation": self.generation,
+            "resumed": self.resumed,
             "errors": [p.to_dict() for p in self.errors],
         }
 
@@ -67,12 +81,16 @@ def build_index(
     batch_size: int = 32,
     progress: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
+    prune: bool = False,
+    rebuild: bool = False,
+    checkpoint_seconds: float = 60.0,
 ) -> IndexReport:
     """Index every article under ``archive`` into ``index_dir`` (created when missing).
 
     Problems with single files or lines are collected (and passed to ``on_problem``);
-    they never stop the run. Raises IndexMismatchError when the existing index was
-    built with another model or other chunker settings.
+    they never stop the run. ``rebuild`` builds a fresh index beside the live one (new
+    model or chunker settings allowed) and swaps it in; without it, an index built with
+    other settings is refused (IndexMismatchError). Ctrl-C saves progress first.
     """
     started = time.perf_counter()
     problems: list[Problem] = []
@@ -82,11 +100,27 @@ def build_index(
         if on_problem is not None:
             on_problem(problem)
 
-    store = _open_or_create(index_dir, embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
-    try:
-        _reconcile(store)
-        known = store.article_hashes()
-        counts = {"read": 0, "indexed": 0, "unchanged": 0, "chunks": 0}
+    if not Path(archive).exists():  # before anything is locked, created or staged
+        raise ArchiveError(str(archive), "no such file or folder")
+    folder = Path(index_dir)
+    wanted = generations.Wanted(embedder.name, embedder.dimension, chunk_tokens, chunk_overlap)
+    counts = {"read": 0, "indexed": 0, "unchanged": 0, "chunks": 0, "removed": 0}
+    with generations.writer_lock(folder):
+        live = generations.live_manifest(folder)
+        if live is not None and not rebuild:
+            generations.refuse_changed_settings(folder, live, wanted)
+        staging = generations.resume(folder, wanted, rebuild=rebuild)
+        resumed = staging is not None
+        # Eagerly for a new index, a rebuild, or an index from before generations (its data
+        # sit beside the manifest and may need the repair below); otherwise only at the first change.
+        if staging is None and (rebuild or live is None or live.generation == ""):
+            staging = generations.begin(folder, wanted, rebuild=rebuild)
+        if staging is not None:
+            _reconcile(staging)
+            known = staging.article_hashes()
+        else:
+            with Store.open(folder, check=False) as reader:
+                known = reader.article_hashes()
         seen: dict[str, str] = {}
 
         def todo() -> Iterator[tuple[Article, list[Chunk]]]:
@@ -100,84 +134,137 @@ def build_index(
                 if known.get(article.id) == article.content_hash:
                     counts["unchanged"] += 1
                     continue
-                chunks = chunk_article(
-                    article, max_tokens=chunk_tokens, overlap=chunk_overlap,
-                    model_limit=embedder.max_seq_length, count_model_tokens=embedder.count_tokens,
-                )
+                chunks = chunks_for(article, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
                 if not chunks:
                     note(Problem(article.path, article.line, "no text to index"))
                     continue
                 yield article, chunks
 
-        bar = _progress_bar(progress)
-        for batch in _batches(todo(), max_chunks=batch_size * 8):
-            texts = [c.text for _, chunks in batch for c in chunks]
-            vectors = embedder.embed_passages(texts, batch_size=batch_size)
-            store.add(batch, np.asarray(vectors, dtype=np.float32))
-            counts["indexed"] += len(batch)
-            counts["chunks"] += len(texts)
+        bar = _progress_bar(progress, archive)
+        last_checkpoint = time.monotonic()
+        try:
+            for batch in _prefetch(_batches(todo(), max_chunks=batch_size * 8)):
+                if staging is None:
+                    staging = generations.begin(folder, wanted, rebuild=False)
+                texts = [c.text for _, chunks in batch for c in chunks]
+                vectors = embedder.embed_passages(texts, batch_size=batch_size)
+                staging.add(batch, np.asarray(vectors, dtype=np.float32))
+                counts["indexed"] += len(batch)
+                counts["chunks"] += len(texts)
+                if time.monotonic() - last_checkpoint >= checkpoint_seconds:
+                    generations.checkpoint(staging)
+                    last_checkpoint = time.monotonic()
+                if bar is not None:
+                    _advance(bar, counts, started)
+            if prune:
+                gone = sorted(set(known) - set(seen))
+                if gone:
+                    staging = staging or generations.begin(folder, wanted, rebuild=False)
+                    staging.delete_articles(gone)
+                    counts["removed"] = len(gone)
+                    log.info("%s: pruned %d articles no longer in %s", folder, len(gone), archive)
+        except BaseException:
+            if staging is not None:
+                _save_progress(staging)
+            raise
+        finally:
             if bar is not None:
-                bar.update(len(batch))
-                bar.set_postfix(chunks=counts["chunks"], refresh=False)
-        if bar is not None:
-            bar.close()
-        store.save()
-        totals = store.counts()
-    finally:
-        store.close()
+                _advance(bar, counts, started)
+                bar.close()
+        if staging is not None:
+            manifest = generations.publish(staging)
+        else:
+            manifest = generations.live_manifest(folder)
+    assert manifest is not None
     report = IndexReport(
         index_dir=str(index_dir),
         articles_read=counts["read"],
         articles_indexed=counts["indexed"],
         articles_unchanged=counts["unchanged"],
         articles_skipped=sum(1 for p in problems if p.skipped),
+        articles_removed=counts["removed"],
         chunks_embedded=counts["chunks"],
-        articles_total=totals["articles"],
-        chunks_total=totals["chunks"],
+        articles_total=manifest.articles,
+        chunks_total=manifest.chunks,
         seconds=time.perf_counter() - started,
+        generation=manifest.generation,
+        resumed=resumed,
         errors=tuple(problems),
     )
     log.info("indexed %s: %s", index_dir, report.to_dict() | {"errors": len(problems)})
     return report
 
 
-def _open_or_create(index_dir: Path, *, embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> Store:
-    if not is_index(index_dir):
-        return Store.create(
-            index_dir, model=embedder.name, dimension=embedder.dimension,
-            chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-        )
-    store = Store.open(index_dir, model=embedder.name, check=False)
-    diffs = store.manifest.settings_differ(model=embedder.name, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
-    if diffs:
+def chunks_for(article: Article, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
+    """Exactly the chunks the indexer embeds for ``article`` (benchmarks use this too)."""
+    return chunk_article(
+        article, max_tokens=chunk_tokens, overlap=chunk_overlap,
+        model_limit=embedder.max_seq_length, count_model_tokens=embedder.count_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class DeleteReport:
+    """What ``qabot delete`` did."""
+
+    removed: tuple[str, ...]
+    unknown: tuple[str, ...]
+    chunks_removed: int
+    articles_total: int
+    chunks_total: int
+
+
+def delete_articles(index_dir: Path, article_ids: Sequence[str]) -> DeleteReport:
+    """Remove articles (with their chunks and vectors) from the index, as one atomic swap."""
+    folder = Path(index_dir)
+    with generations.writer_lock(folder):
+        with Store.open(folder, check=False) as reader:
+            present = set(reader.article_hashes())
+        wanted_ids = list(dict.fromkeys(article_ids))
+        found = [a for a in wanted_ids if a in present]
+        unknown = tuple(a for a in wanted_ids if a not in present)
+        chunks_removed = 0
+        manifest = generations.live_manifest(folder)
+        if found:
+            assert manifest is not None
+            wanted = generations.Wanted(manifest.model, manifest.dimension, manifest.chunk_tokens, manifest.chunk_overlap)
+            staging = generations.begin(folder, wanted, rebuild=False)
+            chunks_removed = staging.delete_articles(found)
+            manifest = generations.publish(staging)
+    assert manifest is not None
+    return DeleteReport(tuple(found), unknown, chunks_removed, manifest.articles, manifest.chunks)
+
+
+def _save_progress(store: Store) -> None:
+    """Interrupted (Ctrl-C, an error): keep what was embedded so the next run resumes it."""
+    try:
+        generations.checkpoint(store)
+        log.warning("%s: progress saved in %s; run the same command again to resume", store.folder, store.manifest.generation)
+    except Exception as exc:  # noqa: BLE001 - the run is failing anyway; report, do not mask the cause
+        log.warning("%s: could not save progress: %s", store.folder, exc)
+    finally:
         store.close()
-        raise IndexMismatchError(
-            f"the index at {index_dir} was built with {', '.join(diffs)}; "
-            "rebuild it into a new folder (or delete this one) to change these settings"
-        )
-    return store
 
 
 def _reconcile(store: Store) -> None:
-    """Repair what a killed run left: SQLite commits per batch, FAISS is saved at the end.
+    """Repair a staging generation a killed run left: SQLite commits per batch, FAISS per checkpoint.
 
-    Articles whose chunks have no vector are dropped (the run re-indexes them, since
-    their hash is gone); vectors without a chunk are removed.
+    Articles whose chunks have no vector, or that lack some of their chunks, are dropped
+    (the run re-indexes them, since their hash is gone); vectors without a chunk are removed.
     """
     faiss_ids, chunk_ids = set(store.faiss_ids().tolist()), set(store.chunk_ids().tolist())
     orphans = faiss_ids - chunk_ids
     if orphans:
-        log.warning("%s: removing %d vectors without a chunk", store.folder, len(orphans))
-        store.vectors.remove_ids(np.array(sorted(orphans), dtype=np.int64))
+        log.warning("%s: removing %d vectors without a chunk", store.data_dir, len(orphans))
+        store.vectors.remove(np.array(sorted(orphans), dtype=np.int64))
     missing = chunk_ids - faiss_ids
-    if missing:
-        marks = ",".join("?" * len(missing))
-        rows = store.db.execute(f"select distinct article_id from chunks where id in ({marks})", sorted(missing))
-        stale = [r[0] for r in rows]
-        log.warning("%s: %d articles lost their vectors in an interrupted run; re-indexing them", store.folder, len(stale))
-        store.delete_articles(stale)
-    if orphans or missing:
-        store.save()
+    stale = set(store.articles_of_chunks(sorted(missing))) if missing else set()
+    stale |= set(store.incomplete_articles())
+    if stale:
+        log.warning("%s: %d articles lost vectors or chunks in an interrupted run; re-indexing them", store.data_dir, len(stale))
+        store.delete_articles(sorted(stale))
+    if orphans or stale:
+        generations.checkpoint(store)
 
 
 def _batches(items: Iterable[tuple[Article, list[Chunk]]], *, max_chunks: int) -> Iterator[list[tuple[Article, list[Chunk]]]]:
@@ -194,9 +281,55 @@ def _batches(items: Iterable[tuple[Article, list[Chunk]]], *, max_chunks: int) -
         yield batch
 
 
-def _progress_bar(enabled: bool) -> Any:
+_DONE = object()
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``items`` in a background thread, ``depth`` items ahead; re-raise its errors here."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            out.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            out.put(exc)
+
+    worker = threading.Thread(target=produce, name="qabot-chunker", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _advance(bar: Any, counts: dict[str, int], started: float) -> None:
+    bar.update(counts["read"] - bar.n)
+    rate = counts["chunks"] / max(time.perf_counter() - started, 1e-9)
+    bar.set_postfix(chunks=counts["chunks"], chunks_per_s=f"{rate:.1f}", refresh=False)
+
+
+def _progress_bar(enabled: bool, archive: Path) -> Any:
+    """A tqdm bar over articles (total counted by a quick first read) with chunks and rate."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(unit="article", desc="indexing", dynamic_ncols=True)
+    total = sum(1 for _ in iter_articles(Path(archive), on_problem=lambda p: None))
+    return tqdm(total=total, unit="article", desc="indexing", dynamic_ncols=True, smoothing=0.1)

@@ -2,9 +2,16 @@
 
 Layout of an index folder::
 
-    qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette as is
-    vectors.faiss   IndexIDMap2 over inner-product vectors; FAISS id == chunks.id (the rowid)
-    manifest.json   format version, model, dimension, chunker settings, counts
+    manifest.json       format version, model, dimension, chunker settings, counts, and the
+                        live ``generation``: renaming a new manifest into place is the commit
+    gen-000007/         one generation (the live one; the previous one is kept for readers)
+        qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette
+        vectors.faiss   the vector index (qabot.vectors); FAISS id == chunks.id (the rowid)
+    staging.json        only while an indexing run is building the next generation
+
+An index written by ``Store.create`` directly (or by qabot before generations) keeps
+``qabot.db`` and ``vectors.faiss`` beside the manifest (``generation == ""``); both read alike.
+How generations are begun, resumed and published is in :mod:`qabot.generations`.
 
 The id contract: every row of ``chunks`` has exactly one vector whose FAISS id is the
 row's ``id``; ids are never positional. :meth:`Store.open` checks it.
@@ -17,19 +24,19 @@ import logging
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import faiss
 import numpy as np
 import sqlite_utils
 
 from .documents import Article, Chunk
 from .errors import IndexMismatchError, StoreError
 from .migrations import migrations
+from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class Manifest:
     vectors: int = 0
     created_at: str = ""
     updated_at: str = ""
+    generation: str = ""  # sub-folder holding the data; "" = beside the manifest
+    previous_generation: str = ""  # kept on disk for readers that opened it before the swap
 
     def settings_differ(self, *, model: str, chunk_tokens: int, chunk_overlap: int) -> list[str]:
         """Human-readable differences between this manifest and the requested settings."""
@@ -96,12 +105,32 @@ def read_manifest(folder: Path) -> Manifest:
     return manifest
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Atomically replace ``folder/manifest.json``: the commit point of a generation."""
+    atomic_write_bytes(Path(folder) / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode("utf-8"))
+    fsync_dir(Path(folder))
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames inside ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename over it."""
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Let ``write`` fill a temporary file beside ``path``; fsync it, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -111,38 +140,48 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class Store:
-    """One open index folder. Use :meth:`create` for a new one and :meth:`open` for an existing one."""
+    """One open generation of an index. :meth:`create` makes a new index, :meth:`open` opens
+    the live generation, :meth:`open_data` any generation (the indexer's staging one)."""
 
-    def __init__(self, folder: Path, db: sqlite_utils.Database, vectors: faiss.Index, manifest: Manifest) -> None:
+    def __init__(self, folder: Path, db: sqlite_utils.Database, vectors: VectorIndex, manifest: Manifest) -> None:
         self.folder = Path(folder)
         self.db = db
         self.vectors = vectors
         self.manifest = manifest
 
+    @property
+    def data_dir(self) -> Path:
+        """Where this generation's qabot.db and vectors.faiss are."""
+        return self.folder / self.manifest.generation if self.manifest.generation else self.folder
+
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: Path, *, model: str, dimension: int, chunk_tokens: int, chunk_overlap: int) -> Store:
-        """Create an empty index in ``folder`` (which must not hold one already)."""
+    def create(
+        cls, folder: Path, *, model: str, dimension: int, chunk_tokens: int, chunk_overlap: int,
+        generation: str = "", publish: bool = True,
+    ) -> Store:
+        """Create an empty index (or, with ``publish=False``, an unpublished generation of one)."""
         folder = Path(folder)
-        if is_index(folder):
+        if publish and is_index(folder):
             raise StoreError(f"an index already exists at {folder}")
-        folder.mkdir(parents=True, exist_ok=True)
-        db = _connect(folder / DB_NAME)
-        migrations.apply(db)
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         now = _now()
         manifest = Manifest(
             model=model, dimension=dimension, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, generation=generation,
         )
-        store = cls(folder, db, vectors, manifest)
-        store.save()
+        data_dir = folder / generation if generation else folder
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db = _connect(data_dir / DB_NAME)
+        migrations.apply(db)
+        store = cls(folder, db, VectorIndex.empty(dimension), manifest)
+        if publish:
+            store.save()
         return store
 
     @classmethod
     def open(cls, folder: Path, *, model: str | None = None, check: bool = True) -> Store:
-        """Open an existing index; check that FAISS and SQLite agree and the model matches.
+        """Open the live generation; check that FAISS and SQLite agree and the model matches.
 
         Raises StoreError (or IndexMismatchError for a different model) with a clear message.
         """
@@ -151,22 +190,29 @@ class Store:
         if model is not None and not _same_model(model, manifest.model):
             raise IndexMismatchError(
                 f"the index at {folder} was built with model {manifest.model!r}, but {model!r} is configured; "
-                f"set QABOT_MODEL={manifest.model} or rebuild the index"
+                f"set QABOT_MODEL={manifest.model} or rebuild the index with `qabot index ARCHIVE --rebuild`"
             )
-        db_path = folder / DB_NAME
-        if not db_path.is_file():
-            raise StoreError(f"{db_path}: missing; the index is incomplete, rebuild it")
-        db = _connect(db_path)
-        migrations.apply(db)
-        vectors = _read_faiss(folder / FAISS_NAME)
-        if vectors.d != manifest.dimension:
-            raise StoreError(f"{folder}: FAISS dimension {vectors.d} != manifest dimension {manifest.dimension}")
-        store = cls(folder, db, vectors, manifest)
+        store = cls.open_data(folder, manifest)
         if check:
             problems = store.id_problems()
             if problems:
-                raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; run `qabot index` again to repair")
+                store.close()
+                raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; run `qabot check` for a full report")
         return store
+
+    @classmethod
+    def open_data(cls, folder: Path, manifest: Manifest) -> Store:
+        """Open the generation ``manifest`` names, published or not."""
+        data_dir = Path(folder) / manifest.generation if manifest.generation else Path(folder)
+        db_path = data_dir / DB_NAME
+        if not db_path.is_file():
+            raise StoreError(f"{db_path}: missing; the index is incomplete, rebuild it with `qabot index ARCHIVE --rebuild`")
+        vectors = _read_vectors(data_dir / FAISS_NAME)
+        if vectors.d != manifest.dimension:
+            raise StoreError(f"{data_dir / FAISS_NAME}: dimension {vectors.d} != manifest dimension {manifest.dimension}")
+        db = _connect(db_path)
+        migrations.apply(db)
+        return cls(folder, db, vectors, manifest)
 
     def close(self) -> None:
         self.db.close()
@@ -180,9 +226,7 @@ class Store:
     # -- the id contract ------------------------------------------------------------------
 
     def faiss_ids(self) -> np.ndarray:
-        if self.vectors.ntotal == 0:
-            return np.zeros(0, dtype=np.int64)
-        return faiss.vector_to_array(self.vectors.id_map).astype(np.int64)
+        return np.asarray(self.vectors.ids(), dtype=np.int64)
 
     def chunk_ids(self) -> np.ndarray:
         rows = self.db.execute("select id from chunks order by id").fetchall()
@@ -206,56 +250,81 @@ class Store:
         """article id -> content hash, for skipping unchanged articles."""
         return {r[0]: r[1] for r in self.db.execute("select id, content_hash from articles")}
 
+    def incomplete_articles(self) -> list[str]:
+        """Articles whose stored chunk count differs from the chunks present (for repairs and checks)."""
+        sql = "select a.id from articles a where a.n_chunks != (select count(*) from chunks c where c.article_id = a.id)"
+        return [r[0] for r in self.db.execute(sql)]
+
+    def articles_of_chunks(self, chunk_ids: Sequence[int]) -> list[str]:
+        """The distinct article ids these chunks belong to."""
+        found: set[str] = set()
+        ids = list(chunk_ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self.db.execute(f"select distinct article_id from chunks where id in ({marks})", part))
+        return sorted(found)
+
     def delete_articles(self, article_ids: Iterable[str]) -> int:
         """Remove articles with their chunks and vectors; returns the number of chunks removed."""
         ids = list(article_ids)
         removed = 0
         for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            chunk_ids = [r[0] for r in self.db.execute(f"select id from chunks where article_id in ({marks})", part)]
-            with self.db.conn:
-                self.db.execute(f"delete from chunks where article_id in ({marks})", part)
-                self.db.execute(f"delete from articles where id in ({marks})", part)
+            with self.db.atomic():  # one transaction per 500 articles
+                chunk_ids = self._delete_rows(ids[start : start + 500])
             if chunk_ids:
-                self.vectors.remove_ids(np.array(chunk_ids, dtype=np.int64))
+                self.vectors.remove(np.array(chunk_ids, dtype=np.int64))
             removed += len(chunk_ids)
         return removed
 
+    def _delete_rows(self, article_ids: Sequence[str]) -> list[int]:
+        """Delete the rows of these articles inside the caller's transaction; their chunk ids."""
+        marks = ",".join("?" * len(article_ids))
+        chunk_ids = [r[0] for r in self.db.execute(f"select id from chunks where article_id in ({marks})", list(article_ids))]
+        self.db.execute(f"delete from chunks where article_id in ({marks})", list(article_ids))
+        self.db.execute(f"delete from articles where id in ({marks})", list(article_ids))
+        return chunk_ids
+
     def add(self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray) -> list[int]:
-        """Insert articles and their chunks in one transaction, and their vectors under the rowids.
+        """Insert articles and their chunks in ONE transaction, and their vectors under the rowids.
 
         ``vectors`` has one row per chunk, in the order the chunks appear in ``items``.
-        An article already present (same id) is replaced with its chunks.
+        An article already present (same id) is replaced with its chunks, in the same
+        transaction, so a crash never leaves an article without its chunks.
         """
         n_chunks = sum(len(chunks) for _, chunks in items)
         if vectors.shape != (n_chunks, self.manifest.dimension):
             raise ValueError(f"expected vectors of shape {(n_chunks, self.manifest.dimension)}, got {vectors.shape}")
-        existing = [a.id for a, _ in items if self.db["articles"].count_where("id = ?", [a.id])]
-        if existing:
-            self.delete_articles(existing)
         now = _now()
         rowids: list[int] = []
-        with self.db.conn:
+        columns = list(_article_row(items[0][0], 0, now)) if items else []
+        article_sql = f"insert into articles ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
+        # db.atomic(), not "with conn": sqlite-utils commits each statement outside an explicit transaction.
+        with self.db.atomic():
+            stale = self._delete_rows([a.id for a, _ in items]) if items else []
             for article, chunks in items:
-                self.db["articles"].insert(_article_row(article, len(chunks), now))
+                self.db.execute(article_sql, list(_article_row(article, len(chunks), now).values()))
                 for chunk in chunks:
                     cursor = self.db.execute(
                         'insert into chunks (article_id, idx, text, start, "end", n_tokens) values (?, ?, ?, ?, ?, ?)',
                         [chunk.article_id, chunk.index, chunk.text, chunk.start, chunk.end, chunk.n_tokens],
                     )
                     rowids.append(int(cursor.lastrowid))
+        if stale:
+            self.vectors.remove(np.array(stale, dtype=np.int64))
         if rowids:
-            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.array(rowids, dtype=np.int64))
+            self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32), np.array(rowids, dtype=np.int64))
         return rowids
 
+    def save_vectors(self) -> None:
+        """Write the vector index into this generation's folder (temp file, fsync, rename)."""
+        atomic_write(self.data_dir / FAISS_NAME, self.vectors.write)  # streamed: no second copy in memory
+        self.manifest = Manifest(**{**asdict(self.manifest), **self.counts(), "updated_at": _now()})
+
     def save(self) -> None:
-        """Write FAISS (atomically) and then the manifest with fresh counts."""
-        data = faiss.serialize_index(self.vectors)
-        _atomic_write_bytes(self.folder / FAISS_NAME, data.tobytes())
-        counts = self.counts()
-        self.manifest = Manifest(**{**asdict(self.manifest), **counts, "updated_at": _now()})
-        _atomic_write_bytes(self.folder / MANIFEST_NAME, json.dumps(asdict(self.manifest), indent=2).encode("utf-8"))
+        """Write the vectors and then publish the manifest with fresh counts."""
+        self.save_vectors()
+        write_manifest(self.folder, self.manifest)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -299,10 +368,7 @@ class Store:
 
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, one row each (IndexIDMap2 keeps id -> row)."""
-        out = np.zeros((len(chunk_ids), self.vectors.d), dtype=np.float32)
-        for row, chunk_id in enumerate(chunk_ids):
-            out[row] = self.vectors.reconstruct(int(chunk_id))
-        return out
+        return self.vectors.reconstruct([int(i) for i in chunk_ids])
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """chunk id -> chunk joined with its article's metadata."""
@@ -344,15 +410,7 @@ def _connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def _read_faiss(path: Path) -> faiss.Index:
+def _read_vectors(path: Path) -> VectorIndex:
     if not path.is_file():
         raise StoreError(f"{path}: missing; the index is incomplete, run `qabot index` again")
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise StoreError(f"{path}: unreadable FAISS index: {str(exc).splitlines()[0]}") from None
-    if not isinstance(index, faiss.IndexIDMap2):
-        index = faiss.downcast_index(index)
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise StoreError(f"{path}: expected an IndexIDMap2 (ids are chunk rowids), found {type(index).__name__}")
-    return index
+    return VectorIndex.read(path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rebuild or update an index from an archive folder: what an operator's cron job calls.
 
-    .venv/bin/python scripts/build_index.py /data/news --index index/news [--json]
+    .venv/bin/python scripts/build_index.py /data/news --index index/news [--prune] [--rebuild] [--json]
 
 Unchanged articles are skipped, changed ones replaced, so running it nightly on a
 growing archive only embeds what is new. Exit status: 0 when the run finished (bad
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("archive", type=Path, help="archive folder (read recursively) or file")
     parser.add_argument("--index", type=Path, default=None, help="index folder (default: QABOT_INDEX)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--prune", action="store_true", help="remove articles no longer in the archive")
+    parser.add_argument("--rebuild", action="store_true", help="build a fresh index beside the live one and swap it in")
     parser.add_argument("--fail-on-problems", action="store_true", help="exit 2 when any input was skipped")
     args = parser.parse_args(argv)
 
@@ -41,17 +43,22 @@ def main(argv: list[str] | None = None) -> int:
         report = build_index(
             args.archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size, progress=sys.stderr.isatty(),
+            prune=args.prune, rebuild=args.rebuild, checkpoint_seconds=settings.checkpoint_seconds,
         )
     except QabotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted; progress was saved, run the same command again to resume", file=sys.stderr)
+        return 130
     summary = report.to_dict()
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(
             f"{summary['articles_indexed']} indexed, {summary['articles_unchanged']} unchanged, "
-            f"{summary['articles_skipped']} skipped, {summary['chunks_embedded']} chunks embedded "
+            f"{summary['articles_skipped']} skipped, {summary['articles_removed']} removed, "
+            f"{summary['chunks_embedded']} chunks embedded "
             f"in {summary['seconds']} s -> {summary['index']}"
         )
         for problem in report.errors:
