@@ -105,6 +105,15 @@ def read_manifest(folder: Path) -> Manifest:
     return manifest
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Atomically replace ``folder/manifest.json``: the commit point of a generation."""
     atomic_write_bytes(Path(folder) / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode("utf-8"))
@@ -129,6 +138,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Let ``write`` fill a temporary file beside ``path``; fsync it, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; readers may run as another user
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -148,3 +148,23 @@ def test_the_kill_points_covered_the_run():
     if len(OUTCOMES) < KILL_POINTS:
         pytest.skip("runs only after all kill points")
     assert sum(o == "staged" for o in OUTCOMES.values()) >= KILL_POINTS // 2, OUTCOMES
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(scene):
+    folder = scene["tmp"] / "interrupted"
+    shutil.copytree(scene["base"], folder)
+    proc = _index(scene["archive"], folder, {**scene["env"], "QABOT_CHECKPOINT_SECONDS": "3600"}, "--prune")
+    deadline = time.monotonic() + 60
+    while not (folder / "staging.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(scene["seconds"] * 0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before Ctrl-C arrived")
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out and "Traceback" not in out
+    assert snapshot(folder) == scene["old"] and check_index(folder).ok
+    _, out = _run_to_end(scene["archive"], folder, scene["env"], "--prune")
+    assert "resuming the interrupted run" in out
+    assert snapshot(folder) == scene["new"]

@@ -315,3 +315,10 @@ def test_vectors_and_rows_stay_in_step_through_every_operation(tmp_path):
         texts = [store.chunk_rows([int(i)])[int(i)]["text"] for i in ids]
     expected = HashEmbedder().embed_passages(texts)
     assert np.allclose(vectors, expected, atol=1e-5)  # each vector sits under its own chunk's id
+
+
+def test_progress_shows_articles_of_the_total_chunks_and_rate(tmp_path, capsys):
+    _build(write_archive(tmp_path / "a.jsonl", range(30)), tmp_path / "ix", progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert bar.startswith("indexing: 100%") and "30/30" in bar
+    assert "chunks=" in bar and "chunks_per_s=" in bar

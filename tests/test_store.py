@@ -131,3 +131,15 @@ def test_schema_is_made_by_migrations(store):
     applied = [r[0] for r in store.db.execute("select name from _sqlite_migrations")]
     assert applied == ["m001_articles_and_chunks"]
     assert {"articles", "chunks", "chunks_fts"} <= set(store.db.table_names())
+
+
+def test_saved_files_are_readable_by_other_users_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    store = Store.create(tmp_path / "ix", model="m", dimension=8, chunk_tokens=200, chunk_overlap=1)
+    store.close()
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in (MANIFEST_NAME, FAISS_NAME):
+        assert stat.S_IMODE((tmp_path / "ix" / name).stat().st_mode) == 0o666 & ~mask
