@@ -44,7 +44,7 @@ from .store import (
     Manifest,
     Store,
     atomic_write_bytes,
-    fsync_dir,
+    fsync_path,
     is_index,
     read_manifest,
     write_manifest,
@@ -184,7 +184,7 @@ def begin(folder: Path, wanted: Wanted, *, rebuild: bool) -> Store:
         chunk_tokens=wanted.chunk_tokens, chunk_overlap=wanted.chunk_overlap, started_at=time.time(),
     )
     atomic_write_bytes(folder / STAGING_NAME, json.dumps(asdict(staging), indent=2).encode("utf-8"))
-    fsync_dir(folder)
+    fsync_path(folder)
     log.info("%s: building generation %s (%s)", folder, generation, "fresh" if base is None else f"from {base}")
     return store
 
@@ -202,8 +202,8 @@ def publish(store: Store) -> Manifest:
     store.save_vectors()
     store.db.execute("pragma wal_checkpoint(truncate)")
     store.close()
-    _fsync_file(store.data_dir / DB_NAME)
-    fsync_dir(store.data_dir)
+    fsync_path(store.data_dir / DB_NAME)
+    fsync_path(store.data_dir)
     write_manifest(folder, store.manifest)  # the commit point
     (folder / STAGING_NAME).unlink(missing_ok=True)
     cleanup(folder)
@@ -286,14 +286,6 @@ def _copy_generation(folder: Path, live: Manifest, target: Path) -> None:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = [

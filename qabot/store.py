@@ -117,12 +117,12 @@ _UMASK = _current_umask()
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Atomically replace ``folder/manifest.json``: the commit point of a generation."""
     atomic_write_bytes(Path(folder) / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode("utf-8"))
-    fsync_dir(Path(folder))
+    fsync_path(Path(folder))
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make renames inside ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (making renames inside it durable), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
