@@ -120,7 +120,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
     Changes are swapped in atomically: readers see the old or the new index, and a run
     that is killed or stopped with Ctrl-C is resumed by the next one.
     """
-    from .embedding import load_embedder
+    from .embedding import embedder_for
     from .indexer import build_index
     from .store import is_index
 
@@ -135,10 +135,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
         if not as_json:
             click.echo(f"index exists at {settings.index_dir}; nothing to do")
         return
-    embedder = load_embedder(
-        settings.model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
-        passage_prompt=settings.passage_prompt, device=settings.device,
-    )
+    embedder = embedder_for(settings)
     report = build_index(
         archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size,

@@ -29,7 +29,7 @@ from .config import Settings
 from .dates import find_date_range
 from .dedupe import collapse
 from .documents import Answer, Passage
-from .embedding import Embedder, load_embedder
+from .embedding import Embedder, embedder_for
 from .errors import QuestionError
 from .language import detect_language
 from .store import Store, read_manifest
@@ -105,10 +105,7 @@ class Retriever:
         if embedder is None:
             configured = settings.model
             model = manifest.model if configured == Settings().model else configured
-            embedder = load_embedder(
-                model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
-                passage_prompt=settings.passage_prompt, device=settings.device,
-            )
+            embedder = embedder_for(settings, model)
         store = Store.open(folder, model=embedder.name)
         if store.manifest.dimension != embedder.dimension:
             raise QuestionError(f"model {embedder.name} gives {embedder.dimension} dims, the index has {store.manifest.dimension}")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from .chat import snippet
 from .documents import Answer, Passage
-from .language import ENGLISH, GERMAN, WORD, detect_language
+from .language import ENGLISH, GERMAN, WORD, detect_language  # noqa: F401 - detect_language is part of this module's API (the bot uses it)
 
 MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # the fake Bot API is a test helper: tests/fake_b
 from qabot.bot import build_application
 from qabot.cli import sample_archive
 from qabot.config import Secret, Settings
-from qabot.embedding import load_embedder
+from qabot.embedding import embedder_for
 from qabot.indexer import build_index
 from qabot.retriever import Retriever
 from tests.fake_bot_api import TOKEN, FakeBotApi, ask_all_at_once, running
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.index
         if folder is None:
             folder = Path(tmp) / "index"
-            embedder = load_embedder(settings.model, cache_dir=settings.model_cache_dir, device=settings.device)
+            embedder = embedder_for(settings)
             build_index(sample_archive(), folder, embedder=embedder)
         with Retriever.open(folder, settings=settings) as retriever:
             result = asyncio.run(bench(retriever, users=args.users, rounds=args.rounds))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from qabot.config import Settings
-from qabot.embedding import load_embedder
+from qabot.embedding import embedder_for
 from qabot.errors import QabotError
 from qabot.indexer import build_index
 
@@ -36,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.load(index_dir=args.index)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        embedder = load_embedder(
-            settings.model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
-            passage_prompt=settings.passage_prompt, device=settings.device,
-        )
+        embedder = embedder_for(settings)
         report = build_index(
             args.archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size, progress=sys.stderr.isatty(),

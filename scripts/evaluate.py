@@ -39,10 +39,9 @@ from qabot import (
     Retriever,
     Settings,
     build_index,
-    load_embedder,
 )
 from qabot.archive import iter_articles
-from qabot.embedding import Embedder
+from qabot.embedding import Embedder, embedder_for
 from qabot.errors import StoreError
 from qabot.store import Store, is_index
 
@@ -256,8 +255,7 @@ def evaluate(args: argparse.Namespace, index_dir: Path) -> dict[str, Any]:
     settings = Settings.load(model=args.model, cache_dir=args.cache_dir, top_k=args.k,
                              chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
     articles, questions = load_questions(args.de, args.en, limit=args.limit)
-    embedder = load_embedder(settings.model, cache_dir=settings.model_cache_dir, query_prompt=settings.query_prompt,
-                             passage_prompt=settings.passage_prompt, device=settings.device)
+    embedder = embedder_for(settings)
     check_kept_index(index_dir, articles, args.distractors)
     index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings)
     with Retriever.open(index_dir, settings=settings, embedder=embedder) as retriever:

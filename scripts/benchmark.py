@@ -1,0 +1,179 @@
+#!/usr/bin/env python
+"""Index an archive and measure it against the limit: the model's own encode time.
+
+    .venv/bin/python scripts/benchmark.py ../shared/corpora/10kgnad-test.csv [--limit 300]
+        [--faiss-sizes 100000,1000000] [--skip-faiss] [--questions 30] [--compare-fp32]
+
+Prints one JSON object:
+
+- ``raw_encode``: plain ``SentenceTransformer.encode`` of exactly the chunk texts the
+  indexer produces (same prompt, batch size, normalisation and precision): the floor for
+  indexing; with ``--compare-fp32`` also in plain float32 (``raw_encode_fp32``);
+- ``index``: a full ``build_index`` into a fresh temporary folder (reading, chunking,
+  embedding, SQLite, FAISS, the atomic swap), its ratio to the raw encode, chunks/s;
+- ``rerun``: the same archive again (unchanged: embeds nothing);
+- ``ask``: warm ``Retriever.ask`` latency p50/p95 over distinct questions (each asked once,
+  after one warm-up, so the sentence cache does not flatter it);
+- ``faiss``: search latency, recall and memory at synthetic 100k/1M chunks
+  (scripts/bench_faiss.py);
+- ``peak_rss_mb`` after each phase (the process's high-water mark).
+
+The model is loaded once, before timing, as the CLI would. Model load time is reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from qabot import Settings
+from qabot.archive import iter_articles
+from qabot.embedding import embedder_for
+from qabot.indexer import build_index, chunks_for
+from qabot.retriever import Retriever
+
+QUESTIONS = [
+    "Wie hoch ist die Arbeitslosigkeit in Österreich?", "Who won the election in Austria?",
+    "Was hat die Regierung beim Budget beschlossen?", "What did the central bank decide about interest rates?",
+    "Wie viele Flüchtlinge kamen nach Österreich?", "Which club won the Bundesliga match?",
+    "Wann beginnt die Fußball-Europameisterschaft?", "How much did the company earn last year?",
+    "Wer ist der neue Trainer?", "What happened at the climate conference?",
+    "Welche Partei gewann die Wahl in Wien?", "Why did the share price fall?",
+    "Was kostet das neue Smartphone?", "Where did the earthquake happen?",
+    "Wie reagierte die EU auf Griechenland?", "Who is the new chancellor?",
+    "Was fordert die Gewerkschaft?", "How many people died in the attack?",
+    "Wann kommt das neue Gesetz?", "What did scientists discover about the brain?",
+    "Wer spielt im Finale?", "Which film won the award?", "Wie geht es mit der Hypo weiter?",
+    "What are the plans for the new airport?", "Was sagt der Bundespräsident?",
+    "How did the Austrian skiers do?", "Warum streiken die Lehrer?", "What is the weather forecast?",
+    "Wie entwickelt sich die Inflation?", "Who was arrested by the police?",
+]
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _limited_archive(archive: Path, limit: int | None, folder: Path) -> Path:
+    """The first ``limit`` articles as JSONL (or the archive itself without a limit)."""
+    if not limit:
+        return archive
+    out = folder / "archive.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        for n, article in enumerate(iter_articles(archive, on_problem=lambda p: None)):
+            if n >= limit:
+                break
+            record = {"id": article.id, "title": article.title, "date": article.date, "url": article.url,
+                      "source": article.source, "text": article.text}
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return out
+
+
+def raw_encode(embedder, texts: list[str], batch_size: int) -> dict:
+    """The limit: the model's encode of the indexer's exact inputs, nothing else."""
+    model = embedder.sentence_transformer
+    inputs = [embedder.passage_prompt + t for t in texts]
+    model.encode(inputs[: min(len(inputs), batch_size)], batch_size=batch_size)  # warm-up
+    started = time.perf_counter()
+    model.encode(inputs, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    seconds = time.perf_counter() - started
+    return {"chunks": len(texts), "seconds": round(seconds, 2), "chunks_per_s": round(len(texts) / seconds, 2)}
+
+
+def bench_ask(index_dir: Path, settings: Settings, embedder, questions: list[str]) -> dict:
+    retriever = Retriever.open(index_dir, settings=settings, embedder=embedder)
+    retriever.ask("Was ist passiert?")  # warm-up
+    timings = []
+    for question in questions:
+        started = time.perf_counter()
+        retriever.ask(question)
+        timings.append(time.perf_counter() - started)
+    retriever.close()
+    return {
+        "questions": len(timings),
+        "p50_ms": round(1000 * statistics.median(timings), 1),
+        "p95_ms": round(1000 * _percentile(timings, 0.95), 1),
+        "max_ms": round(1000 * max(timings), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N articles.")
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--faiss-sizes", default="100000,1000000")
+    parser.add_argument("--skip-faiss", action="store_true")
+    parser.add_argument("--compare-fp32", action="store_true",
+                        help="Also time the raw encode in plain fp32 (when the configured precision is not fp32).")
+    args = parser.parse_args(argv)
+
+    settings = Settings.load()
+    result: dict = {"archive": str(args.archive), "limit": args.limit, "model": settings.model,
+                    "batch_size": settings.batch_size, "chunk_tokens": settings.chunk_tokens}
+    started = time.perf_counter()
+    embedder = embedder_for(settings)
+    result["model_load_seconds"] = round(time.perf_counter() - started, 2)
+    result["embedder"] = repr(embedder)
+
+    with tempfile.TemporaryDirectory(prefix="qabot-bench-") as tmp:
+        archive = _limited_archive(args.archive, args.limit, Path(tmp))
+        started = time.perf_counter()
+        texts = [
+            chunk.text
+            for article in iter_articles(archive, on_problem=lambda p: None)
+            for chunk in chunks_for(article, embedder, chunk_tokens=settings.chunk_tokens,
+                                    chunk_overlap=settings.chunk_overlap)
+        ]
+        result["chunking_seconds"] = round(time.perf_counter() - started, 2)
+        result["raw_encode"] = raw_encode(embedder, texts, settings.batch_size)
+        if args.compare_fp32 and getattr(embedder, "precision", "fp32") != "fp32":
+            fp32 = embedder_for(dataclasses.replace(settings, precision="fp32"))
+            result["raw_encode_fp32"] = raw_encode(fp32, texts, settings.batch_size)
+            result["speedup_vs_fp32"] = round(
+                result["raw_encode"]["chunks_per_s"] / result["raw_encode_fp32"]["chunks_per_s"], 2)
+            del fp32
+        result["peak_rss_mb_after_encode"] = _rss_mb()
+
+        index_dir = Path(tmp) / "index"
+        report = build_index(archive, index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                             chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size)
+        result["index"] = {
+            "articles": report.articles_total, "chunks": report.chunks_total, "seconds": round(report.seconds, 2),
+            "chunks_per_s": round(report.chunks_total / report.seconds, 2),
+            "ratio_to_raw_encode": round(report.seconds / result["raw_encode"]["seconds"], 3),
+            "problems": len(report.errors),
+        }
+        if report.chunks_total != len(texts):
+            result["index"]["warning"] = f"indexed {report.chunks_total} chunks, raw encode saw {len(texts)}"
+        result["peak_rss_mb_after_index"] = _rss_mb()
+        again = build_index(archive, index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                            chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size)
+        result["rerun"] = {"seconds": round(again.seconds, 2), "chunks_embedded": again.chunks_embedded}
+        result["ask"] = bench_ask(index_dir, settings, embedder, QUESTIONS[: args.questions])
+        result["peak_rss_mb_after_ask"] = _rss_mb()
+
+    if not args.skip_faiss:
+        import bench_faiss
+
+        result["faiss"] = bench_faiss.run([int(s) for s in args.faiss_sizes.split(",")])
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
