@@ -143,7 +143,8 @@ def build_index(
         bar = _progress_bar(progress, archive)
         last_checkpoint = time.monotonic()
         try:
-            for batch in _prefetch(_batches(todo(), max_chunks=batch_size * 8)):
+            # Big batches: encode() sorts by length within a call, so fewer calls mean less padding.
+            for batch in _prefetch(_batches(todo(), max_chunks=batch_size * 32)):
                 if staging is None:
                     staging = generations.begin(folder, wanted, rebuild=False)
                 texts = [c.text for _, chunks in batch for c in chunks]
