@@ -8,6 +8,7 @@ byte j holds weight j in its low nibble and weight j + 16 in its high nibble).
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,7 @@ def parse_e5s1(buf: bytes | memoryview) -> E5File:
     view = memoryview(buf)
     if len(view) < _HEADER.size or bytes(view[:4]) != b"E5S1":
         raise ValueError("not an E5S1 model file (bad magic or truncated)")
-    magic, version, *dims, eps, block = _HEADER.unpack_from(view, 0)
+    _magic, version, *dims, eps, block = _HEADER.unpack_from(view, 0)
     header = E5Header(version, *dims, eps=eps, block=block)
     if block != QK:
         raise ValueError(f"unsupported block size {block} (expected {QK})")
@@ -111,7 +112,7 @@ def parse_e5s1(buf: bytes | memoryview) -> E5File:
     blob = bytes(view[off : off + bloblen])
     off += bloblen
     pieces = tuple(
-        blob[int(a) : int(b)].decode("utf-8") for a, b in zip(offs[:-1], offs[1:], strict=True)
+        blob[int(a) : int(b)].decode("utf-8") for a, b in itertools.pairwise(offs)
     )
     n_norm, norm_bytes = struct.unpack_from("<iI", view, off)
     norm = _parse_norm_map(view[off + 8 : off + 8 + norm_bytes], n_norm)

@@ -7,8 +7,8 @@ from qabot.documents import Answer, Passage
 
 
 def _passage(text: str = "Eins zwei drei. Putin landet um 11.00 Uhr.", **kw) -> Passage:
-    base = dict(chunk_id=1, article_id="a", title="Gipfel in Alaska", date="2025-08-15", url="https://example.org/a",
-                source="dpa", text=text, start=100, end=100 + len(text), score=0.9)
+    base = {"chunk_id": 1, "article_id": "a", "title": "Gipfel in Alaska", "date": "2025-08-15", "url": "https://example.org/a",
+                "source": "dpa", "text": text, "start": 100, "end": 100 + len(text), "score": 0.9}
     base.update(kw)
     return Passage(**base)
 

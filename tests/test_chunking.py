@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -183,7 +184,7 @@ def check_chunks(art: Article, chunks: list[Chunk], *, max_tokens: int) -> None:
         assert art.text[c.start : c.end] == c.text
         assert c.text == c.text.strip() and c.text
         assert c.n_tokens == count_tokens(c.text) <= max_tokens
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert a.start < b.start and a.end < b.end, "every chunk moves forward"
         assert b.start <= a.end or not art.text[a.end : b.start].strip(), "no text is skipped"
     if chunks:
@@ -213,7 +214,7 @@ def test_chunks_are_sentence_aligned_with_overlap() -> None:
     ends = {s.end for s in split_sentences(art.text)}
     for c in chunks:
         assert c.start in starts and c.end in ends
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         last = [s for s in split_sentences(a.text)][-1]
         assert b.start == a.start + last.start, "the next chunk starts with this one's last sentence"
     assert any(LANDING in c.text for c in chunks)
@@ -222,7 +223,7 @@ def test_chunks_are_sentence_aligned_with_overlap() -> None:
 def test_no_overlap() -> None:
     art = article(sample_text())
     chunks = chunk_article(art, max_tokens=120, overlap=0)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start > a.end
 
 
@@ -367,7 +368,7 @@ def test_random_texts_keep_the_invariants() -> None:
         spans = split_sentences(text)
         for s in spans:
             assert text[s.start : s.end] == s.text == s.text.strip() and s.text
-        for a, b in zip(spans, spans[1:]):
+        for a, b in itertools.pairwise(spans):
             assert a.end <= b.start and not text[a.end : b.start].strip(), "sentences tile the text"
         assert "".join(text.split()) == "".join("".join(s.text.split()) for s in spans)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import date
 
@@ -138,7 +139,7 @@ def test_neighbouring_chunks_are_cited_as_one_passage(tmp_path, hash_embedder):
         longest_chunk = retriever.store.db.execute('select max("end" - start) from chunks where article_id = ?', ["long"]).fetchone()[0]
     spans = sorted((p.start, p.end) for p in answer.passages if p.article_id == "long")
     assert spans, "the long article is cited"
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start > end + 1, "two cited passages of one article touch or overlap"
     for passage in answer.passages:
         if passage.article_id == "long":
