@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class Retriever:
         with self._lock:
             self.store.close()
 
-    def __enter__(self) -> Retriever:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
