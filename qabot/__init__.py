@@ -9,12 +9,12 @@ Build an index from Python with :func:`build_index` and an embedder from
 :func:`load_embedder` (the CLI's ``qabot index`` does the same).
 """
 
-from .config import Settings
-from .documents import Answer, Article, Chunk, Passage, Problem
-from .embedding import load_embedder
-from .errors import QabotError
-from .indexer import IndexReport, build_index
-from .retriever import Retriever
+from qabot.config import Settings
+from qabot.documents import Answer, Article, Chunk, Passage, Problem
+from qabot.models.embedding import load_embedder
+from qabot.errors import QabotError
+from qabot.indexer import IndexReport, build_index
+from qabot.answering.retriever import Retriever
 
 __all__ = [
     "Answer",

@@ -1,6 +1,6 @@
 """``python -m qabot`` is the ``qabot`` command."""
 
-from .cli import main
+from qabot.frontends.cli import main
 
 if __name__ == "__main__":
     main()

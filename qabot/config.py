@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from qabot.errors import ConfigError
 
 DEFAULT_INDEX_DIR = Path("index") / "default"
 DEFAULT_MODEL = "multilingual-e5-small"

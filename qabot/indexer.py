@@ -3,7 +3,7 @@
 Idempotent: an article whose content hash is unchanged is skipped; a changed one is
 re-chunked and replaced; with ``prune`` articles gone from the archive are removed.
 Every change goes into a staging generation that is swapped in atomically at the end
-(:mod:`qabot.generations`), so readers never see a half-updated index, a killed run is
+(:mod:`qabot.store.generations`), so readers never see a half-updated index, a killed run is
 resumed by the next one, and a run that changes nothing writes nothing.
 
 Reading and chunking the archive runs in a background thread, one batch ahead of the
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from . import generations
-from .archive import iter_articles
-from .chunking import chunk_article
-from .documents import Article, Chunk, Problem
-from .embedding import Embedder
-from .errors import ArchiveError
-from .store import Store
+from qabot.store import generations
+from qabot.ingest.archive import iter_articles
+from qabot.ingest.chunking import chunk_article
+from qabot.documents import Article, Chunk, Problem
+from qabot.models.embedding import Embedder
+from qabot.errors import ArchiveError
+from qabot.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.archive import iter_articles
+from qabot.ingest.archive import iter_articles
 from qabot.config import Settings
-from qabot.embedding import (
+from qabot.models.embedding import (
     SentenceTransformerEmbedder,
     bf16_supported,
     load_embedder,
@@ -330,7 +330,7 @@ def _with_threads(encode: Encode, default_threads: int) -> Callable[[list[str], 
 
 def _model_folder(embedder: SentenceTransformerEmbedder, settings: Settings) -> Path:
     """The folder the embedder was loaded from, so every candidate loads the same weights."""
-    from qabot.provision import DEFAULT_MODEL, default_model_dir
+    from qabot.models.provision import DEFAULT_MODEL, default_model_dir
 
     if embedder.name == DEFAULT_MODEL:
         return default_model_dir(settings.model_cache_dir)

@@ -45,7 +45,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qabot.vectors import (
+from qabot.store.vectors import (
     APPROX_THRESHOLD,
     MIN_APPROX,
     SEARCH_THREADS,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from qabot.config import Settings
-from qabot.embedding import embedder_for
+from qabot.models.embedding import embedder_for
 from qabot.errors import QabotError
 from qabot.indexer import build_index
 

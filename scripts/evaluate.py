@@ -40,10 +40,10 @@ from qabot import (
     Settings,
     build_index,
 )
-from qabot.archive import iter_articles
-from qabot.embedding import Embedder, embedder_for
+from qabot.ingest.archive import iter_articles
+from qabot.models.embedding import Embedder, embedder_for
 from qabot.errors import StoreError
-from qabot.store import Store, is_index
+from qabot.store.store import Store, is_index
 
 SEARCH_K = 10
 

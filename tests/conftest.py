@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qabot.cli import sample_archive
-from qabot.embedding import HashEmbedder, load_embedder
+from qabot.frontends.cli import sample_archive
+from qabot.models.embedding import HashEmbedder, load_embedder
 from qabot.indexer import build_index
-from qabot.retriever import Retriever
+from qabot.answering.retriever import Retriever
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -51,7 +51,7 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_retriever(sample_index: Path, e5):
-    from qabot.store import Store
+    from qabot.store.store import Store
 
     retriever = Retriever(Store.open(sample_index, model=e5.name), e5)
     yield retriever

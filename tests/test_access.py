@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from qabot.access import (
+from qabot.frontends.access import (
     AccessPolicy,
     RateLimiter,
     RedactingFilter,

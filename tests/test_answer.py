@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qabot.answer import candidates, context_span, overlap, pick
+from qabot.answering.picking import candidates, context_span, overlap, pick
 from qabot.documents import Passage, Sentence
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.archive import (
+from qabot.ingest.archive import (
     decode,
     iter_articles,
     normalise_text,
@@ -113,7 +113,7 @@ def test_hidden_files_are_skipped_silently(archive) -> None:
 
 
 def test_problems_are_logged_by_default(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="qabot.archive"):
+    with caplog.at_level("WARNING", logger="qabot.ingest.archive"):
         list(iter_articles(ARCHIVE / "bad" / "empty.txt"))
     assert "empty.txt: empty file" in caplog.text
 
@@ -430,7 +430,7 @@ def test_a_file_without_articles_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_parser_bug_costs_one_file_not_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qabot import archive
+    from qabot.ingest import archive
 
     def broken(content: str, *, rel: str, path: str):
         raise RuntimeError("bug")

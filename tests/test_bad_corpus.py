@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from qabot.archive import iter_articles
-from qabot.chunking import chunk_article, count_tokens
-from qabot.cli import cli
+from qabot.ingest.archive import iter_articles
+from qabot.ingest.chunking import chunk_article, count_tokens
+from qabot.frontends.cli import cli
 from qabot.documents import Article, Problem
-from qabot.embedding import HashEmbedder
+from qabot.models.embedding import HashEmbedder
 from qabot.indexer import build_index
-from qabot.store import Store
+from qabot.store.store import Store
 
 CORPUS = Path(__file__).parent / "data" / "bad_corpus"
 BUDGET = 200  # build_index's default chunk_tokens

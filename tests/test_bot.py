@@ -24,17 +24,17 @@ from typing import Any
 import httpx
 import pytest
 
-from qabot.access import protect_logs
-from qabot.bot import RetrieverHolder, build_application
-from qabot.cli import sample_archive
+from qabot.frontends.access import protect_logs
+from qabot.frontends.bot import RetrieverHolder, build_application
+from qabot.frontends.cli import sample_archive
 from qabot.config import Secret, Settings
 from qabot.documents import Answer, Passage
-from qabot.embedding import HashEmbedder
+from qabot.models.embedding import HashEmbedder
 from qabot.errors import ConfigError
 from qabot.indexer import build_index
-from qabot.retriever import Retriever
-from qabot.store import MANIFEST_NAME, Store
-from qabot.telegram_format import TEXTS
+from qabot.answering.retriever import Retriever
+from qabot.store.store import MANIFEST_NAME, Store
+from qabot.frontends.telegram_format import TEXTS
 from tests.fake_bot_api import (
     TOKEN,
     Call,
@@ -435,7 +435,7 @@ def test_a_failing_question_is_logged_the_user_told_and_the_bot_keeps_going(api,
             assert text_of((await ask(api, "second?"))[0]).startswith("Stub answer to second?")
 
     run(scenario())
-    failure = [r for r in caplog.records if r.name == "qabot.bot" and r.levelno == logging.ERROR]
+    failure = [r for r in caplog.records if r.name == "qabot.frontends.bot" and r.levelno == logging.ERROR]
     assert failure and failure[0].exc_info and "the index fell over" in caplog.text
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qabot.chat import NOT_FOUND, Conversation, citation, render_answer, snippet
+from qabot.frontends.chat import NOT_FOUND, Conversation, citation, render_answer, snippet
 from qabot.documents import Answer, Passage
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qabot import chunking
-from qabot.chunking import chunk_article, count_tokens, get_encoding, split_sentences
+from qabot.ingest import chunking
+from qabot.ingest.chunking import chunk_article, count_tokens, get_encoding, split_sentences
 from qabot.documents import Article, Chunk
 from qabot.errors import ModelError
 

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from qabot.cli import cli
+from qabot.frontends.cli import cli
 
 from .conftest import LANDING_SENTENCE
 

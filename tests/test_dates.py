@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from qabot.dates import DateRange, find_date_range, parse_iso, strip_date
+from qabot.answering.dates import DateRange, find_date_range, parse_iso, strip_date
 
 TODAY = date(2025, 8, 16)  # a Saturday; its week runs Mon 11 to Sun 17 August
 D = date

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from qabot.dedupe import collapse, normalise, shingles, similarity
+from qabot.answering.dedupe import collapse, normalise, shingles, similarity
 
 WIRE = (
     "Der russische Präsident Wladimir Putin ist am Freitag in Anchorage gelandet. "
@@ -54,7 +54,7 @@ def test_shingles_are_stable_crc32_values():
 
 
 def test_shingles_same_in_another_process_with_other_hash_seed():
-    code = f"from qabot.dedupe import shingles; print(sorted(shingles({WIRE!r})))"
+    code = f"from qabot.answering.dedupe import shingles; print(sorted(shingles({WIRE!r})))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == str(sorted(shingles(WIRE)))

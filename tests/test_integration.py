@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qabot import Retriever
-from qabot.cli import sample_archive
+from qabot.frontends.cli import sample_archive
 from qabot.errors import QuestionError
 from qabot.indexer import build_index
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from qabot.checks import check_index
-from qabot.store import Store
+from qabot.store.checks import check_index
+from qabot.store.store import Store
 
 from .archives import snapshot, write_archive
 

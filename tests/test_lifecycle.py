@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qabot import generations
-from qabot.checks import check_index, index_stats
-from qabot.cli import cli
-from qabot.embedding import HashEmbedder
+from qabot.store import generations
+from qabot.store.checks import check_index, index_stats
+from qabot.frontends.cli import cli
+from qabot.models.embedding import HashEmbedder
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.indexer import build_index, delete_articles
-from qabot.store import Store, read_manifest
+from qabot.store.store import Store, read_manifest
 
 from .archives import snapshot, write_archive
 

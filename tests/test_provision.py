@@ -1,4 +1,4 @@
-"""qabot.provision: E5S1 parsing and Q4_0 dequantisation on hand-made bytes, input checks,
+"""qabot.models.provision: E5S1 parsing and Q4_0 dequantisation on hand-made bytes, input checks,
 the atomic install on a tiny fake model, and (marked ``model``) the real folder."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qabot import provision
+from qabot.models import provision
 from qabot.errors import ModelError
-from qabot.provision import (
+from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,
     bert_state_dict,

@@ -9,10 +9,10 @@ from datetime import date
 import numpy as np
 import pytest
 
-from qabot.answer import Candidate, answer_type_match, prefer_newer
+from qabot.answering.picking import Candidate, answer_type_match, prefer_newer
 from qabot.indexer import build_index
-from qabot.retriever import Retriever, default_min_score
-from qabot.store import Store
+from qabot.answering.retriever import Retriever, default_min_score
+from qabot.store.store import Store
 
 from .conftest import LANDING_SENTENCE
 

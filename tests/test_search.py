@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from qabot.documents import Article, Chunk
-from qabot.search import fts_query, fuse_rrf, keyword_ranking, passages_for, terms
-from qabot.store import Store
+from qabot.answering.rankings import fts_query, fuse_rrf, keyword_ranking, passages_for, terms
+from qabot.store.store import Store
 
 
 def test_terms_drop_stopwords_and_keep_numbers():
@@ -80,7 +80,7 @@ def test_passages_keep_ranking_order_and_metadata(tmp_path):
 
 
 def test_neighbouring_chunks_of_one_article_merge_into_one_group():
-    from qabot.search import merge_neighbours
+    from qabot.answering.rankings import merge_neighbours
 
     spans = [("a", 100, 200), ("b", 0, 50), ("a", 180, 300), ("a", 301, 400), ("a", 600, 700), ("c", 0, 10)]
     assert merge_neighbours(spans, limit=5) == [[0, 2, 3], [1], [4], [5]]

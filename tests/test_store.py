@@ -10,7 +10,7 @@ import pytest
 
 from qabot.documents import Article, Chunk
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.store import FAISS_NAME, MANIFEST_NAME, Store, read_manifest
+from qabot.store.store import FAISS_NAME, MANIFEST_NAME, Store, read_manifest
 
 
 def _article(article_id: str, *sentences: str) -> tuple[Article, list[Chunk]]:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from qabot.documents import Answer, Passage
-from qabot.telegram_format import (
+from qabot.frontends.telegram_format import (
     TEXTS,
     addressed_question,
     content_words,
@@ -212,7 +212,7 @@ def test_a_followup_that_names_its_own_subject_only_loses_its_and():
 def test_citation_counts_collapsed_duplicates():
     from dataclasses import replace
 
-    from qabot.telegram_format import citation_html
+    from qabot.frontends.telegram_format import citation_html
 
     line = citation_html(1, replace(passage(), duplicates=2))
     assert line.endswith(" · +2")

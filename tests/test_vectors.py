@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qabot.errors import StoreError
-from qabot.vectors import VectorIndex, nlist_for, recall_at
+from qabot.store.vectors import VectorIndex, nlist_for, recall_at
 
 D = 32
 

@@ -1,6 +1,6 @@
 """Sentence-aligned chunks of an article, budgeted in cl100k tokens; pure (no I/O).
 
-Sentences come from :mod:`qabot.sentences` (re-exported here as :func:`split_sentences`).
+Sentences come from :mod:`qabot.ingest.sentences` (re-exported here as :func:`split_sentences`).
 A chunk packs whole sentences up to ``max_tokens``; consecutive chunks share ``overlap``
 sentences so that a sentence's neighbours are never lost at a chunk edge. Only a single
 sentence longer than the budget is cut, at whitespace. Every chunk's ``text`` is exactly
@@ -23,7 +23,7 @@ import tiktoken
 
 from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import ModelError
-from qabot.sentences import split_sentences
+from qabot.ingest.sentences import split_sentences
 
 __all__ = ["chunk_article", "count_tokens", "get_encoding", "split_sentences"]
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from qabot.errors import ModelError
-from qabot.provision import (
+from qabot.models.provision import (
     DEFAULT_MODEL,
     default_model_dir,
     install_model,

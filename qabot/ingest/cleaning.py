@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-from qabot.sentences import split_sentences
+from qabot.ingest.sentences import split_sentences
 
 __all__ = ["TITLE_LIMIT", "TITLE_MAX", "clean_chars", "normalise_text", "one_line", "shorten", "title_from_text"]
 

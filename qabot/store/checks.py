@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import generations
-from .errors import StoreError
-from .store import DB_NAME, Store, read_manifest
+from qabot.store import generations
+from qabot.errors import StoreError
+from qabot.store.store import DB_NAME, Store, read_manifest
 
 
 @dataclass

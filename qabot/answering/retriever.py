@@ -22,17 +22,17 @@ from typing import Any, Self
 
 import numpy as np
 
-from . import answer as answering
-from . import search
-from .chunking import split_sentences
-from .config import Settings
-from .dates import find_date_range
-from .dedupe import collapse
-from .documents import Answer, Passage
-from .embedding import Embedder, embedder_for
-from .errors import QuestionError
-from .language import detect_language
-from .store import Store, read_manifest
+from qabot.answering import picking as answering
+from qabot.answering import rankings as search
+from qabot.ingest.chunking import split_sentences
+from qabot.config import Settings
+from qabot.answering.dates import find_date_range
+from qabot.answering.dedupe import collapse
+from qabot.documents import Answer, Passage
+from qabot.models.embedding import Embedder, embedder_for
+from qabot.errors import QuestionError
+from qabot.lexicon import detect_language
+from qabot.store.store import Store, read_manifest
 
 log = logging.getLogger(__name__)
 

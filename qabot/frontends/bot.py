@@ -52,13 +52,13 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from .access import AccessPolicy, RateLimiter, ResultStore, protect_logs
-from .config import Settings
-from .documents import Answer, Passage
-from .errors import ConfigError, QabotError, QuestionError
-from .reloading import RetrieverHolder
-from .retriever import Retriever
-from .telegram_format import (
+from qabot.frontends.access import AccessPolicy, RateLimiter, ResultStore, protect_logs
+from qabot.config import Settings
+from qabot.documents import Answer, Passage
+from qabot.errors import ConfigError, QabotError, QuestionError
+from qabot.frontends.reloading import RetrieverHolder
+from qabot.answering.retriever import Retriever
+from qabot.frontends.telegram_format import (
     addressed_question,
     detect_language,
     expand_followup,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from .documents import Answer, Passage
-from .errors import QuestionError
-from .retriever import Retriever
+from qabot.documents import Answer, Passage
+from qabot.errors import QuestionError
+from qabot.answering.retriever import Retriever
 
 NOT_FOUND = "I found nothing in the archive that answers this."
 SNIPPET_CHARS = 220

@@ -6,12 +6,12 @@ Layout of an index folder::
                         live ``generation``: renaming a new manifest into place is the commit
     gen-000007/         one generation (the live one; the previous one is kept for readers)
         qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette
-        vectors.faiss   the vector index (qabot.vectors); FAISS id == chunks.id (the rowid)
+        vectors.faiss   the vector index (qabot.store.vectors); FAISS id == chunks.id (the rowid)
     staging.json        only while an indexing run is building the next generation
 
 An index written by ``Store.create`` directly (or by qabot before generations) keeps
 ``qabot.db`` and ``vectors.faiss`` beside the manifest (``generation == ""``); both read alike.
-How generations are begun, resumed and published is in :mod:`qabot.generations`.
+How generations are begun, resumed and published is in :mod:`qabot.store.generations`.
 
 The id contract: every row of ``chunks`` has exactly one vector whose FAISS id is the
 row's ``id``; ids are never positional. :meth:`Store.open` checks it.
@@ -33,10 +33,10 @@ from typing import Any, BinaryIO, Self
 import numpy as np
 import sqlite_utils
 
-from .documents import Article, Chunk
-from .errors import IndexMismatchError, StoreError
-from .migrations import migrations
-from .vectors import VectorIndex
+from qabot.documents import Article, Chunk
+from qabot.errors import IndexMismatchError, StoreError
+from qabot.store.migrations import migrations
+from qabot.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 

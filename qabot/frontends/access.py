@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .config import Settings
+from qabot.config import Settings
 
 T = TypeVar("T")
 Clock = Callable[[], float]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .documents import Passage, Sentence
-from .search import terms
+from qabot.documents import Passage, Sentence
+from qabot.answering.rankings import terms
 
 SENTENCE_WEIGHT = 0.6
 PASSAGE_WEIGHT = 0.3

@@ -3,7 +3,7 @@
 Each parser takes ``(content, *, rel, path)`` and yields Articles and Problems in file order:
 ``rel`` (the path relative to the archive root) makes the ids, ``path`` names the file in
 Problems. A Problem with ``skipped=False`` is a warning about an article that was still read.
-:mod:`qabot.archive` picks the parser by file extension.
+:mod:`qabot.ingest.archive` picks the parser by file extension.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from qabot.cleaning import (
+from qabot.ingest.cleaning import (
     TITLE_LIMIT,
     normalise_text,
     one_line,

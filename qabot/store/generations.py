@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import IndexMismatchError, StoreError
-from .store import (
+from qabot.errors import IndexMismatchError, StoreError
+from qabot.store.store import (
     DB_NAME,
     FAISS_NAME,
     MANIFEST_NAME,

@@ -1,6 +1,6 @@
 """Keep answering while the index on disk is rebuilt: reopen it between questions.
 
-:class:`RetrieverHolder` hands out the current :class:`~qabot.retriever.Retriever` to each
+:class:`RetrieverHolder` hands out the current :class:`~qabot.answering.retriever.Retriever` to each
 question and swaps in a fresh one when the index's manifest was replaced (a rebuild writes
 it atomically: new inode and mtime). A question in flight keeps the retriever it started with.
 """
@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from .retriever import Retriever
-from .store import MANIFEST_NAME
+from qabot.answering.retriever import Retriever
+from qabot.store.store import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 

