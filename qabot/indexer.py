@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from qabot.store import generations
+from qabot.documents import Article, Chunk, Problem
+from qabot.errors import ArchiveError
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.chunking import chunk_article
-from qabot.documents import Article, Chunk, Problem
 from qabot.models.embedding import Embedder
-from qabot.errors import ArchiveError
-from qabot.store.store import Store
+from qabot.store import Manifest, Store, generations
 
 log = logging.getLogger(__name__)
 
@@ -93,107 +92,150 @@ def build_index(
     other settings is refused (IndexMismatchError). Ctrl-C saves progress first.
     """
     started = time.perf_counter()
-    problems: list[Problem] = []
-
-    def note(problem: Problem) -> None:
-        problems.append(problem)
-        if on_problem is not None:
-            on_problem(problem)
-
     if not Path(archive).exists():  # before anything is locked, created or staged
         raise ArchiveError(str(archive), "no such file or folder")
-    folder = Path(index_dir)
     wanted = generations.Wanted(embedder.name, embedder.dimension, chunk_tokens, chunk_overlap)
-    counts = {"read": 0, "indexed": 0, "unchanged": 0, "chunks": 0, "removed": 0}
-    with generations.writer_lock(folder):
-        live = generations.live_manifest(folder)
-        if live is not None and not rebuild:
-            generations.refuse_changed_settings(folder, live, wanted)
-        staging = generations.resume(folder, wanted, rebuild=rebuild)
-        resumed = staging is not None
-        # Eagerly for a new index, a rebuild, or an index from before generations (its data
-        # sit beside the manifest and may need the repair below); otherwise only at the first change.
-        if staging is None and (rebuild or live is None or live.generation == ""):
-            staging = generations.begin(folder, wanted, rebuild=rebuild)
-        if staging is not None:
-            _reconcile(staging)
-            known = staging.article_hashes()
-        else:
-            with Store.open(folder, check=False) as reader:
-                known = reader.article_hashes()
-        seen: dict[str, str] = {}
-
-        def todo() -> Iterator[tuple[Article, list[Chunk]]]:
-            for article in iter_articles(Path(archive), on_problem=note):
-                counts["read"] += 1
-                where = article.path if article.line is None else f"{article.path}:{article.line}"
-                if article.id in seen:
-                    note(Problem(article.path, article.line, f"duplicate article id {article.id!r} (first read from {seen[article.id]})"))
-                    continue
-                seen[article.id] = where
-                if known.get(article.id) == article.content_hash:
-                    counts["unchanged"] += 1
-                    continue
-                chunks = chunks_for(article, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
-                if not chunks:
-                    note(Problem(article.path, article.line, "no text to index"))
-                    continue
-                yield article, chunks
-
+    run = _Run(Path(index_dir), wanted, on_problem=on_problem)
+    with generations.writer_lock(run.folder):
+        _start(run, rebuild=rebuild)
+        todo = _changed_articles(Path(archive), run, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
         bar = _progress_bar(progress, archive)
-        last_checkpoint = time.monotonic()
         try:
-            # Big batches: encode() sorts by length within a call, so fewer calls mean less padding.
-            for batch in _prefetch(_batches(todo(), max_chunks=batch_size * 32)):
-                if staging is None:
-                    staging = generations.begin(folder, wanted, rebuild=False)
-                texts = [c.text for _, chunks in batch for c in chunks]
-                vectors = embedder.embed_passages(texts, batch_size=batch_size)
-                staging.add(batch, np.asarray(vectors, dtype=np.float32))
-                counts["indexed"] += len(batch)
-                counts["chunks"] += len(texts)
-                if time.monotonic() - last_checkpoint >= checkpoint_seconds:
-                    generations.checkpoint(staging)
-                    last_checkpoint = time.monotonic()
-                if bar is not None:
-                    _advance(bar, counts, started)
+            _index_batches(run, todo, embedder, batch_size=batch_size, checkpoint_seconds=checkpoint_seconds,
+                           on_batch=None if bar is None else lambda: _advance(bar, run.counts, started))
             if prune:
-                gone = sorted(set(known) - set(seen))
-                if gone:
-                    staging = staging or generations.begin(folder, wanted, rebuild=False)
-                    staging.delete_articles(gone)
-                    counts["removed"] = len(gone)
-                    log.info("%s: pruned %d articles no longer in %s", folder, len(gone), archive)
+                _prune(run, archive)
         except BaseException:
-            if staging is not None:
-                _save_progress(staging)
+            if run.staging is not None:
+                _save_progress(run.staging)
             raise
         finally:
             if bar is not None:
-                _advance(bar, counts, started)
+                _advance(bar, run.counts, started)
                 bar.close()
-        if staging is not None:
-            manifest = generations.publish(staging)
-        else:
-            manifest = generations.live_manifest(folder)
+        manifest = generations.publish(run.staging) if run.staging is not None else generations.live_manifest(run.folder)
     assert manifest is not None
-    report = IndexReport(
+    report = _report(run, manifest, index_dir=index_dir, seconds=time.perf_counter() - started)
+    log.info("indexed %s: %s", index_dir, report.to_dict() | {"errors": len(run.problems)})
+    return report
+
+
+@dataclass
+class _Run:
+    """The state one indexing run's steps share (internal to this module, hence mutable)."""
+
+    folder: Path
+    wanted: generations.Wanted
+    on_problem: Callable[[Problem], None] | None = None
+    staging: Store | None = None  # the generation being written; begun at the first change
+    resumed: bool = False
+    known: dict[str, str] = field(default_factory=dict)  # article id -> content hash at the start
+    seen: dict[str, str] = field(default_factory=dict)  # article id -> where this run read it
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+
+    def note(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        if self.on_problem is not None:
+            self.on_problem(problem)
+
+    def writable(self) -> Store:
+        """The staging generation, begun now if this is the run's first change."""
+        if self.staging is None:
+            self.staging = generations.begin(self.folder, self.wanted, rebuild=False)
+        return self.staging
+
+
+_COUNTS = ("read", "indexed", "unchanged", "chunks", "removed")
+
+
+def _start(run: _Run, *, rebuild: bool) -> None:
+    """Refuse changed settings, resume or begin the staging generation, read the known hashes."""
+    live = generations.live_manifest(run.folder)
+    if live is not None and not rebuild:
+        generations.refuse_changed_settings(run.folder, live, run.wanted)
+    run.staging = generations.resume(run.folder, run.wanted, rebuild=rebuild)
+    run.resumed = run.staging is not None
+    # Eagerly for a new index, a rebuild, or an index from before generations (its data
+    # sit beside the manifest and may need the repair below); otherwise only at the first change.
+    if run.staging is None and (rebuild or live is None or live.generation == ""):
+        run.staging = generations.begin(run.folder, run.wanted, rebuild=rebuild)
+    if run.staging is not None:
+        _reconcile(run.staging)
+        run.known = run.staging.article_hashes()
+    else:
+        with Store.open(run.folder, check=False) as reader:  # reads SQLite only, not the vectors
+            run.known = reader.article_hashes()
+
+
+def _changed_articles(
+    archive: Path, run: _Run, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int,
+) -> Iterator[tuple[Article, list[Chunk]]]:
+    """The archive's new and changed articles with their chunks; counts and notes the rest."""
+    for article in iter_articles(archive, on_problem=run.note):
+        run.counts["read"] += 1
+        where = article.path if article.line is None else f"{article.path}:{article.line}"
+        if article.id in run.seen:
+            run.note(Problem(article.path, article.line, f"duplicate article id {article.id!r} (first read from {run.seen[article.id]})"))
+            continue
+        run.seen[article.id] = where
+        if run.known.get(article.id) == article.content_hash:
+            run.counts["unchanged"] += 1
+            continue
+        chunks = chunks_for(article, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+        if not chunks:
+            run.note(Problem(article.path, article.line, "no text to index"))
+            continue
+        yield article, chunks
+
+
+def _index_batches(
+    run: _Run, items: Iterable[tuple[Article, list[Chunk]]], embedder: Embedder, *,
+    batch_size: int, checkpoint_seconds: float, on_batch: Callable[[], None] | None = None,
+) -> None:
+    """Embed and store ``items`` batch by batch (one transaction each), checkpointing FAISS as it goes."""
+    last_checkpoint = time.monotonic()
+    # Big batches: encode() sorts by length within a call, so fewer calls mean less padding.
+    for batch in _prefetch(_batches(items, max_chunks=batch_size * 32)):
+        staging = run.writable()
+        texts = [c.text for _, chunks in batch for c in chunks]
+        vectors = embedder.embed_passages(texts, batch_size=batch_size)
+        staging.add(batch, np.asarray(vectors, dtype=np.float32))
+        run.counts["indexed"] += len(batch)
+        run.counts["chunks"] += len(texts)
+        if time.monotonic() - last_checkpoint >= checkpoint_seconds:
+            generations.checkpoint(staging)
+            last_checkpoint = time.monotonic()
+        if on_batch is not None:
+            on_batch()
+
+
+def _prune(run: _Run, archive: Path) -> None:
+    """Remove the articles the index had at the start that this run did not read."""
+    gone = sorted(set(run.known) - set(run.seen))
+    if gone:
+        run.writable().delete_articles(gone)
+        run.counts["removed"] = len(gone)
+        log.info("%s: pruned %d articles no longer in %s", run.folder, len(gone), archive)
+
+
+def _report(run: _Run, manifest: Manifest, *, index_dir: Path, seconds: float) -> IndexReport:
+    counts = run.counts
+    return IndexReport(
         index_dir=str(index_dir),
         articles_read=counts["read"],
         articles_indexed=counts["indexed"],
         articles_unchanged=counts["unchanged"],
-        articles_skipped=sum(1 for p in problems if p.skipped),
+        articles_skipped=sum(1 for p in run.problems if p.skipped),
         articles_removed=counts["removed"],
         chunks_embedded=counts["chunks"],
         articles_total=manifest.articles,
         chunks_total=manifest.chunks,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         generation=manifest.generation,
-        resumed=resumed,
-        errors=tuple(problems),
+        resumed=run.resumed,
+        errors=tuple(run.problems),
     )
-    log.info("indexed %s: %s", index_dir, report.to_dict() | {"errors": len(problems)})
-    return report
 
 
 def chunks_for(article: Article, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
@@ -216,7 +258,11 @@ class DeleteReport:
 
 
 def delete_articles(index_dir: Path, article_ids: Sequence[str]) -> DeleteReport:
-    """Remove articles (with their chunks and vectors) from the index, as one atomic swap."""
+    """Remove articles (with their chunks and vectors) from the index, as one atomic swap.
+
+    Refused (StoreError) while an interrupted indexing run's generation waits to be resumed:
+    a delete never discards one.
+    """
     folder = Path(index_dir)
     with generations.writer_lock(folder):
         with Store.open(folder, check=False) as reader:

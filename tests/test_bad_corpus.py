@@ -20,13 +20,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from qabot.documents import Article, Problem
+from qabot.frontends.cli import cli
+from qabot.indexer import build_index
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.chunking import chunk_article, count_tokens
-from qabot.frontends.cli import cli
-from qabot.documents import Article, Problem
 from qabot.models.embedding import HashEmbedder
-from qabot.indexer import build_index
-from qabot.store.store import Store
+from qabot.store import Store
+
+from .fake_model_cli import use_hash_embedder
 
 CORPUS = Path(__file__).parent / "data" / "bad_corpus"
 BUDGET = 200  # build_index's default chunk_tokens
@@ -335,7 +337,8 @@ def write_five_megabyte_article(path: Path) -> Path:
     return path
 
 
-def _readable_as_root(path: Path) -> bool:
+def _readable_anyway(path: Path) -> bool:
+    """Whether a chmod 000 ``path`` can still be read: as root (root reads anything)."""
     try:
         path.read_bytes() if path.is_file() else os.listdir(path)
     except OSError:
@@ -344,11 +347,8 @@ def _readable_as_root(path: Path) -> bool:
 
 
 def make_special_files(root: Path) -> list[tuple[str, P]]:
-    """Links, a pipe and unreadable entries under ``root``; the problems each must give.
-
-    An unreadable file or folder cannot be made when running as root (root reads anything),
-    so that case is left out there.
-    """
+    """Links and a pipe under ``root``; the problems each must give (unreadable entries:
+    :func:`make_unreadable_files`, which needs a user that is not root)."""
     expected = []
     (root / "link-loop.txt").symlink_to("link-loop.txt")
     expected.append(("link-loop.txt", P(None, "link loop")))
@@ -361,24 +361,25 @@ def make_special_files(root: Path) -> list[tuple[str, P]]:
     expected.append(("link-to-folder", P(None, "link to a folder: not followed")))
     os.mkfifo(root / "named-pipe.txt")
     expected.append(("named-pipe.txt", P(None, "not a regular file")))
+    return expected
+
+
+def make_unreadable_files(root: Path) -> list[tuple[str, P]]:
+    """An unreadable file and an unreadable folder under ``root`` and their problems.
+
+    Skips the calling test, saying why, where they cannot be made: root reads anything.
+    """
     locked = root / "unreadable.txt"
     locked.write_text(" date 2025-08-15 Gesperrt.", encoding="utf-8")
     locked.chmod(0)
-    if _readable_as_root(locked):
-        locked.chmod(0o644)
-        locked.unlink()
-    else:
-        expected.append(("unreadable.txt", P(None, "cannot read: Permission denied")))
     folder = root / "unreadable-folder"
     folder.mkdir()
     (folder / "inside.txt").write_text(" date 2025-08-15 Im gesperrten Ordner.", encoding="utf-8")
     folder.chmod(0)
-    if _readable_as_root(folder):
-        folder.chmod(0o755)
-        shutil.rmtree(folder)
-    else:
-        expected.append(("unreadable-folder", P(None, "cannot read folder: Permission denied")))
-    return expected
+    if _readable_anyway(locked) or _readable_anyway(folder):
+        pytest.skip("running as root, which reads chmod 000 files and folders: 'cannot read' cannot be tested here")
+    return [("unreadable.txt", P(None, "cannot read: Permission denied")),
+            ("unreadable-folder", P(None, "cannot read folder: Permission denied"))]
 
 
 GENERATED = [
@@ -392,10 +393,10 @@ def special():
     """``make(root)``: the special files under ``root`` and their expected problems; unlocked afterwards."""
     roots: list[Path] = []
 
-    def make(root: Path) -> list[tuple[str, P]]:
+    def make(root: Path, *, unreadable: bool = False) -> list[tuple[str, P]]:
         root.mkdir(parents=True, exist_ok=True)
         roots.append(root)
-        return make_special_files(root)
+        return make_special_files(root) + (make_unreadable_files(root) if unreadable else [])
 
     yield make
     for root in roots:  # let pytest clean up what was locked
@@ -407,9 +408,10 @@ def special():
             locked.chmod(0o755)
 
 
-def test_links_pipes_and_unreadable_files_are_reported(tmp_path: Path, special) -> None:
+@pytest.mark.parametrize("unreadable", [False, True], ids=["links and pipes", "unreadable (not as root)"])
+def test_links_pipes_and_unreadable_files_are_reported(tmp_path: Path, special, unreadable: bool) -> None:
     root = tmp_path / "special"
-    expected = special(root)
+    expected = special(root, unreadable=unreadable)
     articles, problems = read(root)
     assert articles == []
     got = sorted((rel(p.path, root), p.line, p.reason, p.skipped) for p in problems)
@@ -486,7 +488,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
         if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("QABOT_MODEL", "hash-test")
+    use_hash_embedder(monkeypatch)
     return tmp_path
 
 

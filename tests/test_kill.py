@@ -1,5 +1,8 @@
 """SIGKILL a real `qabot index` subprocess at many points across its run.
 
+The subprocess is the real CLI with the HashEmbedder as its model (tests/fake_model_cli.py):
+starting a dozen processes must not each pay for importing torch.
+
 After every kill: the live index opens, passes `qabot check`, and holds exactly the old
 state or exactly the new one (readers never see a mix); a re-run then completes and the
 index equals a clean build of the same archive (no duplicated and no missing chunks).
@@ -19,26 +22,28 @@ from pathlib import Path
 
 import pytest
 
+from qabot.store import Store
 from qabot.store.checks import check_index
-from qabot.store.store import Store
 
 from .archives import snapshot, write_archive
 
 KILL_POINTS = 12
+# `qabot` with the HashEmbedder: a dozen processes cannot each pay for importing torch
+FAKE_MODEL_CLI = Path(__file__).with_name("fake_model_cli.py")
 OUTCOMES: dict[int, str] = {}  # kill point -> what the kill left: "old", "staged" (mid-run) or "new"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_")}
     env.update(
-        QABOT_MODEL="hash-test", QABOT_CHUNK_TOKENS="40", QABOT_BATCH_SIZE="1", QABOT_CHECKPOINT_SECONDS="0",
+        QABOT_CHUNK_TOKENS="40", QABOT_BATCH_SIZE="1", QABOT_CHECKPOINT_SECONDS="0",
         QABOT_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1",
     )
     return env
 
 
 def _index(archive: Path, folder: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "qabot", "--log-level", "INFO", "index", str(archive), "--index", str(folder), *extra]
+    command = [sys.executable, str(FAKE_MODEL_CLI), "--log-level", "INFO", "index", str(archive), "--index", str(folder), *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -130,7 +135,7 @@ def test_repeated_kills_resume_each_other_and_finish(scene):
     folder = scene["tmp"] / "chain"
     shutil.copytree(scene["base"], folder)
     resumed = 0
-    for n in range(4):
+    for _ in range(4):
         proc = _index(scene["archive"], folder, scene["env"], "--prune")
         time.sleep(scene["seconds"] * 0.45)
         proc.send_signal(signal.SIGKILL)

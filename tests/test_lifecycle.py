@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 
@@ -10,15 +11,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qabot.store import generations
-from qabot.store.checks import check_index, index_stats
-from qabot.frontends.cli import cli
-from qabot.models.embedding import HashEmbedder
 from qabot.errors import IndexMismatchError, StoreError
+from qabot.frontends.cli import cli
 from qabot.indexer import build_index, delete_articles
-from qabot.store.store import Store, read_manifest
+from qabot.models.embedding import HashEmbedder
+from qabot.store import Store, generations, read_manifest
+from qabot.store.checks import check_index, index_stats
 
 from .archives import snapshot, write_archive
+from .fake_model_cli import use_hash_embedder
 
 
 def _build(archive, folder, **kwargs):
@@ -180,6 +181,39 @@ def test_an_interrupted_run_with_other_settings_is_discarded_not_resumed(tmp_pat
     assert snapshot(folder) == snapshot(_fresh(tmp_path, archive, chunk_tokens=90))
 
 
+def test_delete_refuses_to_drop_an_interrupted_run_which_then_still_resumes(tmp_path):
+    folder = tmp_path / "ix"
+    _build(write_archive(tmp_path / "a.jsonl", range(5)), folder)
+    archive = write_archive(tmp_path / "b.jsonl", range(40))
+    with pytest.raises(KeyboardInterrupt):
+        _build(archive, folder, embedder=_StopAfter(3), batch_size=2, checkpoint_seconds=0)
+    staging = json.loads((folder / "staging.json").read_text())
+    before = snapshot(folder)
+    with pytest.raises(StoreError) as refused:
+        delete_articles(folder, ["art-1"])
+    message = str(refused.value)
+    assert staging["generation"] in message and "interrupted" in message and "started 20" in message
+    assert "running the same `qabot index` command again" in message
+    assert (folder / "staging.json").exists() and (folder / staging["generation"]).is_dir()
+    assert snapshot(folder) == before  # nothing deleted either
+    resumed = _build(archive, folder)
+    assert resumed.resumed and resumed.generation == staging["generation"]
+    assert delete_articles(folder, ["art-1"]).removed == ("art-1",)
+
+
+def test_an_index_run_with_other_settings_warns_when_it_discards_an_interrupted_run(tmp_path, caplog):
+    folder = tmp_path / "ix"
+    archive = write_archive(tmp_path / "b.jsonl", range(30))
+    _build(write_archive(tmp_path / "a.jsonl", range(3)), folder)
+    with pytest.raises(KeyboardInterrupt):
+        _build(archive, folder, embedder=_StopAfter(3), batch_size=2, checkpoint_seconds=0)
+    generation = json.loads((folder / "staging.json").read_text())["generation"]
+    with caplog.at_level(logging.INFO, logger="qabot.store.generations"):
+        _build(archive, folder, chunk_tokens=90, rebuild=True)
+    discarded = [r for r in caplog.records if "discarding" in r.getMessage()]
+    assert [r.levelno for r in discarded] == [logging.WARNING] and generation in discarded[0].getMessage()
+
+
 def test_an_index_from_before_generations_is_read_and_migrated(tmp_path):
     folder = tmp_path / "ix"
     store = Store.create(folder, model="hash-test", dimension=256, chunk_tokens=60, chunk_overlap=1)
@@ -272,7 +306,7 @@ def test_check_reports_a_missing_generation_folder(built):
 
 
 def test_check_and_stats_from_the_cli(built, monkeypatch):
-    monkeypatch.setenv("QABOT_MODEL", "hash-test")
+    use_hash_embedder(monkeypatch)
     ok = CliRunner().invoke(cli, ["check", "--index", str(built), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["ok"] is True
@@ -288,7 +322,7 @@ def test_check_and_stats_from_the_cli(built, monkeypatch):
 
 
 def test_delete_and_prune_from_the_cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("QABOT_MODEL", "hash-test")
+    use_hash_embedder(monkeypatch)
     monkeypatch.setenv("QABOT_CHUNK_TOKENS", "60")
     folder = tmp_path / "ix"
     archive = write_archive(tmp_path / "a.jsonl", range(8))

@@ -1,16 +1,23 @@
-"""The index folder: the FAISS-id == chunk-rowid contract, manifest checks, atomic saves."""
+"""The index folder: the FAISS-id == chunk-rowid contract, manifest checks, atomic saves,
+vectors loaded only when needed, keyword search that reports its errors."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from qabot.documents import Article, Chunk
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.store.store import FAISS_NAME, MANIFEST_NAME, Store, read_manifest
+from qabot.store import MANIFEST_NAME, Store, read_manifest
+from qabot.store.manifest import FAISS_NAME
+from qabot.store.store import keyword_search_sql
+from qabot.store.vectors import VectorIndex
 
 
 def _article(article_id: str, *sentences: str) -> tuple[Article, list[Chunk]]:
@@ -143,3 +150,105 @@ def test_saved_files_are_readable_by_other_users_as_the_umask_allows(tmp_path):
     os.umask(mask)
     for name in (MANIFEST_NAME, FAISS_NAME):
         assert stat.S_IMODE((tmp_path / "ix" / name).stat().st_mode) == 0o666 & ~mask
+
+
+# -- vectors are read only when needed -----------------------------------------------------
+
+
+@pytest.fixture
+def saved(store, tmp_path):
+    """An index on disk with two articles (three chunks); the creating store closed."""
+    store.add([_article("a", "Putin landet in Alaska.", "Zwei."), _article("b", "Kochrezept mit Kartoffeln.")], _vectors(3))
+    store.save()
+    store.close()
+    return tmp_path / "ix"
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Counts full reads of a vector file (VectorIndex.load), slowed a little to widen races."""
+    calls = []
+    original = VectorIndex.load.__func__
+
+    def counting(cls, fh, **kwargs):
+        calls.append(kwargs.get("source"))
+        time.sleep(0.05)
+        return original(cls, fh, **kwargs)
+
+    monkeypatch.setattr(VectorIndex, "load", classmethod(counting))
+    return calls
+
+
+def test_reading_hashes_and_counts_never_reads_the_vector_file(saved):
+    (saved / FAISS_NAME).write_bytes(b"garbage, not a FAISS index")
+    with Store.open(saved, check=False) as store:
+        assert store.article_hashes().keys() == {"a", "b"}
+        assert store.chunk_rows([1])[1]["article_id"] == "a"
+        assert not store.vectors_loaded
+        with pytest.raises(StoreError, match="unreadable FAISS index"):
+            store.vectors  # noqa: B018 - the first use is what reads the file
+
+
+def test_open_checks_ids_and_counts_without_loading_the_vectors(saved, loads):
+    with Store.open(saved, model="m") as store:  # check=True: the id contract is verified
+        assert store.counts() == {"articles": 2, "chunks": 3, "vectors": 3}
+        assert sorted(store.faiss_ids().tolist()) == store.chunk_ids().tolist()
+        assert loads == [] and not store.vectors_loaded
+        assert store.search_vectors(_vectors(3)[2], 1)[0][0] == 3
+        assert len(loads) == 1 and store.vectors_loaded
+
+
+def test_vectors_load_once_when_threads_ask_at_the_same_time(saved, loads):
+    with Store.open(saved) as store:
+        seen, barrier = [], threading.Barrier(8)
+
+        def use() -> None:
+            barrier.wait()
+            seen.append(store.vectors)
+
+        threads = [threading.Thread(target=use) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(loads) == 1 and len({id(v) for v in seen}) == 1
+
+
+def test_a_generation_removed_after_opening_still_loads(saved):
+    store = Store.open(saved)
+    (saved / FAISS_NAME).unlink()  # a writer's cleanup removed the generation this reader has open
+    assert store.search_vectors(_vectors(3)[0], 1)[0][0] == 1
+    store.close()
+
+
+# -- keyword search ----------------------------------------------------------------------
+
+
+def test_keyword_search_sql_is_parameterised():
+    sql = keyword_search_sql()
+    assert sql.count("?") == 2 and "bm25(chunks_fts)" in sql and "order by score desc" in sql
+
+
+def test_keyword_search_returns_rowids_best_first(store):
+    ids = store.add([_article("a", "Putin landet in Alaska.", "Alaska, Alaska, Alaska!"), _article("b", "Kochrezept.")], _vectors(3))
+    hits = store.keyword_search('"alaska"', 5)
+    assert [i for i, _ in hits] == [ids[1], ids[0]] and hits[0][1] > hits[1][1]
+    assert store.keyword_search('"alaska"', 1) == hits[:1]
+    assert store.keyword_search('"nirgends"', 5) == [] and store.keyword_search("", 5) == []
+
+
+def test_a_malformed_match_is_logged_once_not_swallowed(store, caplog):
+    store.add([_article("a", "Putin landet in Alaska.")], _vectors(1))
+    with caplog.at_level(logging.WARNING, logger="qabot.store.store"):
+        assert store.keyword_search('"unterminated', 5) == []
+        assert store.keyword_search('"unterminated', 5) == []
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "full-text search failed" in warnings[0].getMessage()
+
+
+def test_a_broken_full_text_index_is_logged_and_gives_no_hits(saved, caplog):
+    with sqlite3.connect(saved / "qabot.db") as conn:
+        conn.execute("delete from chunks_fts_data where id > 1")  # FTS5's segments: corrupt
+    with Store.open(saved) as store, caplog.at_level(logging.WARNING, logger="qabot.store.store"):
+        assert store.keyword_search('"alaska"', 5) == []
+    assert any("full-text search failed" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)

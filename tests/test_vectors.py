@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import faiss
 import numpy as np
 import pytest
 
 from qabot.errors import StoreError
-from qabot.store.vectors import VectorIndex, nlist_for, recall_at
+from qabot.store.vectors import VectorIndex, nlist_for, peek, recall_at
 
 D = 32
 
@@ -35,6 +37,12 @@ def _ivf(n: int = 4000, seed: int = 0) -> tuple[VectorIndex, np.ndarray, np.ndar
     index.add(x, ids)
     assert index.optimize() is True
     return index, x, ids
+
+
+def _serialised(index: VectorIndex) -> bytes:
+    buffer = io.BytesIO()
+    index.write(buffer)
+    return buffer.getvalue()
 
 
 def _queries(x: np.ndarray, m: int = 100, seed: int = 1) -> np.ndarray:
@@ -106,14 +114,18 @@ def test_ivf_add_and_remove_by_id():
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
-def test_round_trip_through_bytes(kind):
+def test_round_trip_through_a_file(kind, tmp_path):
     if kind == "ivf":
         index, x, ids = _ivf()
     else:
         x, ids = _clustered(300), _rowids(300)
         index = VectorIndex.empty(D)
         index.add(x, ids)
-    loaded = VectorIndex.from_bytes(index.to_bytes(), source="vectors.faiss")
+    path = tmp_path / "vectors.faiss"
+    with open(path, "wb") as fh:
+        index.write(fh)
+    with open(path, "rb") as fh:
+        loaded = VectorIndex.load(fh, source=str(path))
     assert (loaded.kind, loaded.d, loaded.ntotal, loaded.nprobe) == (kind, D, len(ids), index.nprobe)
     q = _queries(x, 20)
     assert np.array_equal(loaded.search(q, 10)[1], index.search(q, 10)[1])
@@ -127,8 +139,9 @@ def test_write_and_read_a_file(tmp_path):
     path = tmp_path / "vectors.faiss"
     with open(path, "wb") as fh:
         index.write(fh)
-    assert path.read_bytes() == index.to_bytes()
+    assert path.read_bytes() == _serialised(index)
     assert VectorIndex.read(path).kind == "ivf"
+    assert VectorIndex.from_bytes(path.read_bytes()).ntotal == len(ids)
     assert faiss.read_index(str(path)).ntotal == len(ids)  # plain FAISS can open it
 
 
@@ -149,7 +162,7 @@ def test_loads_the_legacy_idmap2_flat_bytes():
 def test_unreadable_bytes_raise_store_error_naming_the_source(data):
     x = _clustered(40)
     if data == "truncated":
-        data = VectorIndex.empty(D).to_bytes()[:20]
+        data = _serialised(VectorIndex.empty(D))[:20]
     elif data == "l2":
         l2 = faiss.IndexIDMap2(faiss.IndexFlatL2(D))
         l2.add_with_ids(x, _rowids(40))
@@ -162,8 +175,39 @@ def test_unreadable_bytes_raise_store_error_naming_the_source(data):
         wrapped = faiss.IndexIDMap2(faiss.IndexHNSWFlat(D, 8, faiss.METRIC_INNER_PRODUCT))
         wrapped.add_with_ids(x, _rowids(40))
         data = faiss.serialize_index(wrapped).tobytes()
-    with pytest.raises(StoreError, match="ix/gen-3/vectors.faiss"):
+    with pytest.raises(StoreError, match=r"ix/gen-3/vectors\.faiss"):
         VectorIndex.from_bytes(data, source="ix/gen-3/vectors.faiss")
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_peek_reads_kind_size_and_ids_as_a_full_load_does(kind, tmp_path):
+    if kind == "ivf":
+        index, _x, ids = _ivf()
+    else:
+        ids = _rowids(300)
+        index = VectorIndex.empty(D)
+        index.add(_clustered(300), ids)
+    path = tmp_path / "vectors.faiss"
+    with open(path, "wb") as fh:
+        index.write(fh)
+    info = peek(path)
+    assert (info.kind, info.d, info.ntotal) == (kind, D, len(ids))
+    assert np.array_equal(info.ids, VectorIndex.read(path).ids()) and info.ids.dtype == np.int64
+
+
+@pytest.mark.parametrize("data", ["truncated", "garbage", "l2"])
+def test_peek_refuses_what_a_full_load_refuses(data, tmp_path):
+    index = VectorIndex.empty(D)
+    index.add(_clustered(300), _rowids(300))
+    raw = {"truncated": _serialised(index)[:5000], "garbage": b"not a faiss index"}.get(data)
+    if raw is None:
+        raw = faiss.serialize_index(faiss.IndexIDMap2(faiss.IndexFlatL2(D))).tobytes()
+    path = tmp_path / "vectors.faiss"
+    path.write_bytes(raw)
+    with pytest.raises(StoreError, match=r"vectors\.faiss"):
+        peek(path)
+    with pytest.raises(StoreError, match=r"vectors\.faiss"):
+        VectorIndex.read(path)
 
 
 def test_optimize_goes_back_to_flat_when_the_index_shrinks():
@@ -188,7 +232,7 @@ def test_optimize_retrains_when_grown_well_past_its_training_size():
 def test_optimize_is_deterministic():
     a, _, _ = _ivf()
     b, _, _ = _ivf()
-    assert a.to_bytes() == b.to_bytes()
+    assert _serialised(a) == _serialised(b)
 
 
 def test_search_restores_the_thread_setting():

@@ -1,1 +1,32 @@
-"""The index folder: manifest, generations, SQLite (sqlite-utils, FTS5, migrations), vectors (FAISS), checks."""
+"""The index folder: manifest, generations, SQLite (sqlite-utils, FTS5, migrations), vectors (FAISS), checks.
+
+Layout of an index folder::
+
+    manifest.json       format version, model, dimension, chunker settings, counts, and the
+                        live ``generation``: renaming a new manifest into place is the commit
+    gen-000007/         one generation (the live one; the previous one is kept for readers)
+        qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette
+        vectors.faiss   the vector index; FAISS id == chunks.id (the rowid)
+    staging.json        only while an indexing run builds the next generation, or after one was
+                        interrupted (the next run with the same settings resumes it)
+    .lock               the writer lock (flock): one writer per folder
+
+An index written by ``Store.create`` directly (or by qabot before generations) keeps
+``qabot.db`` and ``vectors.faiss`` beside the manifest (``generation == ""``); both read alike.
+
+Modules, each using only those listed before it:
+
+``files``        atomic replacement of a file, fsync
+``manifest``     ``manifest.json`` and the file names above
+``migrations``   the SQLite schema, changed only by numbered migrations
+``vectors``      the FAISS index (exact while small, IVF when large) and reading its ids alone
+``vectorfile``   a generation's vector file, read into memory on first use
+``store``        :class:`Store`: one open generation, its SQL queries and its vectors
+``generations``  the writer lock, begin / resume / publish / abandon of a generation
+``checks``       ``qabot check`` and ``qabot stats``
+"""
+
+from qabot.store.manifest import MANIFEST_NAME, Manifest, is_index, read_manifest, same_model
+from qabot.store.store import Store
+
+__all__ = ["MANIFEST_NAME", "Manifest", "Store", "is_index", "read_manifest", "same_model"]

@@ -1,19 +1,28 @@
 """`qabot check` and `qabot stats`: what an index holds and whether it is sound.
 
 The check reads only; it never repairs (a re-run of ``qabot index`` does that). Each
-finding is one line a person can act on.
+finding is one line a person can act on. Neither loads the vectors: the FAISS ids, size and
+dimension are read from the file alone (:func:`qabot.store.vectors.peek`).
+
+The full-text index gets three tests, since FTS5 corruption otherwise shows only as
+questions quietly losing their keyword hits: FTS5's own ``integrity-check`` with rank 1 (the
+index structure, and the index against the chunk texts), one index entry per chunk, and a
+probe that finds sampled chunks by words of their own text (deleted ``chunks_fts_idx`` rows
+pass both FTS5 checks but hide most matches).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qabot.store import generations
 from qabot.errors import StoreError
-from qabot.store.store import DB_NAME, Store, read_manifest
+from qabot.store import generations
+from qabot.store.manifest import DB_NAME, read_manifest
+from qabot.store.store import Store
 
 
 @dataclass
@@ -55,13 +64,15 @@ def check_index(folder: Path) -> CheckReport:
         return report
     with store:
         _check_sqlite(store, report)
-        report.problems.extend(store.id_problems())
+        try:
+            report.problems.extend(store.vector_problems() + store.id_problems())
+        except StoreError as exc:  # an unreadable vector file
+            report.problems.append(str(exc))
+            return report
         report.counts = store.counts()
         manifest_counts = {k: getattr(manifest, k) for k in report.counts}
         if manifest_counts != report.counts:
             report.problems.append(f"manifest counts {manifest_counts} != actual {report.counts}")
-        if store.vectors.d != manifest.dimension:
-            report.problems.append(f"vector dimension {store.vectors.d} != manifest dimension {manifest.dimension}")
     staging = generations.staging_info(folder)
     if staging is not None:
         report.notes.append(
@@ -89,12 +100,12 @@ def _check_sqlite(store: Store, report: CheckReport) -> None:
 
 
 def _check_fts(store: Store, report: CheckReport) -> None:
-    """The FTS index has exactly one entry per chunk, and FTS5's own structure check passes."""
+    """FTS5's own check (structure, and index against the chunk texts), one entry per chunk, a probe."""
     db = store.db
     try:
-        db.execute("insert into chunks_fts(chunks_fts) values('integrity-check')")
+        db.execute("insert into chunks_fts(chunks_fts, rank) values('integrity-check', 1)")
     except sqlite3.DatabaseError as exc:
-        report.problems.append(f"full-text index: {exc}")
+        report.problems.append(f"full-text index: {exc}; rebuild the index with `qabot index ARCHIVE --rebuild`")
         return
     in_fts = {r[0] for r in db.execute("select id from chunks_fts_docsize")}
     in_chunks = {r[0] for r in db.execute("select id from chunks")}
@@ -102,6 +113,29 @@ def _check_fts(store: Store, report: CheckReport) -> None:
         report.problems.append(
             f"full-text index out of step: {len(in_chunks - in_fts)} chunks not indexed, {len(in_fts - in_chunks)} stale entries"
         )
+        return
+    if lost := _fts_probe(store, sorted(in_chunks)):
+        report.problems.append(
+            f"full-text index: {len(lost)} sampled chunks are not found by their own words (e.g. chunk {lost[0]}); "
+            "rebuild the index with `qabot index ARCHIVE --rebuild`"
+        )
+
+
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, as FTS5's unicode61 tokeniser splits text
+PROBE_CHUNKS = 100
+
+
+def _fts_probe(store: Store, chunk_ids: list[int]) -> list[int]:
+    """The sampled chunks (evenly spread, up to PROBE_CHUNKS) that a search for a word of their own misses."""
+    sample = chunk_ids[:: max(1, len(chunk_ids) // PROBE_CHUNKS)][:PROBE_CHUNKS]
+    sql = "select 1 from chunks_fts where chunks_fts match ? and rowid = ?"
+    lost = []
+    for chunk_id, row in sorted(store.chunk_rows(sample).items()):
+        words = [w for w in _TOKEN.findall(row["text"]) if len(w) >= 3 and w.isascii() and w.isalpha()]
+        probes = sorted({words[0], words[len(words) // 2], words[-1]}) if words else []
+        if any(store.db.execute(sql, [f'"{word}"', chunk_id]).fetchone() is None for word in probes):
+            lost.append(chunk_id)
+    return lost
 
 
 def index_stats(folder: Path) -> dict[str, Any]:
@@ -115,7 +149,7 @@ def index_stats(folder: Path) -> dict[str, Any]:
             "index": str(folder), **store.counts(), "first_date": first, "last_date": last,
             "sources": store.sources(), "model": manifest.model, "dimension": manifest.dimension,
             "chunk_tokens": manifest.chunk_tokens, "chunk_overlap": manifest.chunk_overlap,
-            "vector_index": store.vectors.kind, "generation": manifest.generation,
+            "vector_index": store.vector_info().kind, "generation": manifest.generation,
             "updated_at": manifest.updated_at, "bytes_on_disk": live_bytes,
             "bytes_on_disk_all_generations": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
         }

@@ -11,7 +11,8 @@ Steps of one write, in order (a crash between any two leaves a consistent state)
 1. take the writer lock (``.lock``, flock; freed by the kernel when the process dies);
 2. resume the staging generation if ``staging.json`` matches, else copy the live
    generation (SQLite backup API + the FAISS file) into ``gen-N+1`` and write
-   ``staging.json`` last;
+   ``staging.json`` last. Only an indexing run whose settings differ discards an interrupted
+   run's generation (logged as a warning); ``qabot delete`` refuses while one is pending;
 3. change the staging generation: SQLite commits per batch; FAISS is checkpointed into it
    every ``checkpoint_seconds`` (what a resumed run has to redo is bounded by that);
 4. publish: pick the vector index type for the size, write FAISS, checkpoint and close
@@ -37,18 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.store.store import (
-    DB_NAME,
-    FAISS_NAME,
-    MANIFEST_NAME,
-    Manifest,
-    Store,
-    atomic_write_bytes,
-    fsync_path,
-    is_index,
-    read_manifest,
-    write_manifest,
-)
+from qabot.store.files import atomic_write_bytes, fsync_path
+from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME, Manifest, is_index, read_manifest, write_manifest
+from qabot.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +128,8 @@ def resume(folder: Path, wanted: Wanted, *, rebuild: bool) -> Store | None:
         and (folder / staging.generation / FAISS_NAME).is_file()
     )
     if not fits:
-        log.info("%s: discarding the staging generation %s of an earlier run (it does not fit this one)", folder, staging.generation)
+        log.warning("%s: discarding %s: it does not fit this run (other settings, --rebuild or base generation)",
+                    folder, describe_interrupted(staging))
         abandon(folder)
         return None
     created = live.created_at if live is not None and staging.base is not None else _iso(staging.started_at)
@@ -156,12 +149,22 @@ def resume(folder: Path, wanted: Wanted, *, rebuild: bool) -> Store | None:
 
 
 def begin(folder: Path, wanted: Wanted, *, rebuild: bool) -> Store:
-    """A new staging generation: a copy of the live one, or empty for a rebuild or a new index."""
+    """A new staging generation: a copy of the live one, or empty for a rebuild or a new index.
+
+    Never discards an interrupted run's generation (only :func:`resume` decides that): while
+    ``staging.json`` names one, this raises StoreError saying how to finish or drop it.
+    """
     folder = Path(folder)
     live = live_manifest(folder)
     if live is not None and not rebuild:
         refuse_changed_settings(folder, live, wanted)
-    abandon(folder)
+    if (interrupted := _read_staging(folder)) is not None:
+        raise StoreError(
+            f"{folder}: {describe_interrupted(interrupted)} is unfinished; finish it first by running the same "
+            f"`qabot index` command again (it resumes where it stopped), or drop it by deleting "
+            f"{folder / STAGING_NAME} (its folder goes with the next write); then try again"
+        )
+    abandon(folder)  # drops an unreadable staging.json
     generation = _next_generation(folder, live)
     target = folder / generation
     if target.exists():
@@ -244,6 +247,12 @@ def cleanup(folder: Path) -> list[str]:
     return removed
 
 
+def describe_interrupted(staging: Staging) -> str:
+    """E.g. "generation gen-000004 of an interrupted `qabot index` run (started 2025-08-15T09:12:00+00:00)"."""
+    kind = "`qabot index --rebuild`" if staging.rebuild else "`qabot index`"
+    return f"generation {staging.generation} of an interrupted {kind} run (started {_iso(staging.started_at)})"
+
+
 def staging_info(folder: Path) -> Staging | None:
     """What an interrupted run left behind, if anything (for `qabot check` and `stats`)."""
     return _read_staging(Path(folder))
@@ -290,5 +299,5 @@ def _iso(timestamp: float) -> str:
 
 __all__ = [
     "LOCK_NAME", "MANIFEST_NAME", "STAGING_NAME", "Staging", "Wanted", "abandon", "begin", "checkpoint",
-    "cleanup", "live_manifest", "publish", "refuse_changed_settings", "resume", "staging_info", "writer_lock",
+    "cleanup", "describe_interrupted", "live_manifest", "publish", "refuse_changed_settings", "resume", "staging_info", "writer_lock",
 ]

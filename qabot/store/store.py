@@ -1,163 +1,72 @@
-"""The index folder: a SQLite database (sqlite-utils) plus a FAISS index plus a manifest.
+"""One open generation of an index: its SQLite database and, loaded when first needed, its vectors.
 
-Layout of an index folder::
+What an index folder holds is described in :mod:`qabot.store`; the manifest in
+:mod:`qabot.store.manifest`; how generations are begun, resumed and published in
+:mod:`qabot.store.generations`.
 
-    manifest.json       format version, model, dimension, chunker settings, counts, and the
-                        live ``generation``: renaming a new manifest into place is the commit
-    gen-000007/         one generation (the live one; the previous one is kept for readers)
-        qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette
-        vectors.faiss   the vector index (qabot.store.vectors); FAISS id == chunks.id (the rowid)
-    staging.json        only while an indexing run is building the next generation
-
-An index written by ``Store.create`` directly (or by qabot before generations) keeps
-``qabot.db`` and ``vectors.faiss`` beside the manifest (``generation == ""``); both read alike.
-How generations are begun, resumed and published is in :mod:`qabot.store.generations`.
-
-The id contract: every row of ``chunks`` has exactly one vector whose FAISS id is the
-row's ``id``; ids are never positional. :meth:`Store.open` checks it.
+:class:`Store` runs the queries (a pure function builds the full-text SQL,
+:func:`keyword_search_sql`; the thin method runs it). Opening a store reads the manifest and
+opens SQLite only: the FAISS file is opened but not read until something needs the vectors
+(a search, an add or delete, a save; :mod:`qabot.store.vectorfile`), so reading article
+hashes or counting costs no vector load. The id contract, every row of ``chunks`` has exactly
+one vector whose FAISS id is the row's ``id`` (ids are never positional), is checked by
+:meth:`Store.open` from the ids alone (:func:`qabot.store.vectors.peek`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 
 import numpy as np
 import sqlite_utils
 
 from qabot.documents import Article, Chunk
 from qabot.errors import IndexMismatchError, StoreError
+from qabot.store.files import atomic_write
+from qabot.store.manifest import (
+    DB_NAME,
+    FAISS_NAME,
+    Manifest,
+    is_index,
+    now_iso,
+    read_manifest,
+    same_model,
+    write_manifest,
+)
 from qabot.store.migrations import migrations
-from qabot.store.vectors import VectorIndex
+from qabot.store.vectorfile import LazyVectors
+from qabot.store.vectors import VectorFileInfo, VectorIndex
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-DB_NAME = "qabot.db"
-FAISS_NAME = "vectors.faiss"
-MANIFEST_NAME = "manifest.json"
+FTS_TABLE = "chunks_fts"
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """What an index was built with, and how big it is."""
-
-    model: str
-    dimension: int
-    chunk_tokens: int
-    chunk_overlap: int
-    tokenizer: str = "cl100k_base"
-    format_version: int = FORMAT_VERSION
-    articles: int = 0
-    chunks: int = 0
-    vectors: int = 0
-    created_at: str = ""
-    updated_at: str = ""
-    generation: str = ""  # sub-folder holding the data; "" = beside the manifest
-    previous_generation: str = ""  # kept on disk for readers that opened it before the swap
-
-    def settings_differ(self, *, model: str, chunk_tokens: int, chunk_overlap: int) -> list[str]:
-        """Human-readable differences between this manifest and the requested settings."""
-        diffs = []
-        if model != self.model:
-            diffs.append(f"model {self.model!r} (requested {model!r})")
-        if chunk_tokens != self.chunk_tokens:
-            diffs.append(f"chunk_tokens {self.chunk_tokens} (requested {chunk_tokens})")
-        if chunk_overlap != self.chunk_overlap:
-            diffs.append(f"chunk_overlap {self.chunk_overlap} (requested {chunk_overlap})")
-        return diffs
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def is_index(folder: Path) -> bool:
-    """True when ``folder`` holds a manifest (i.e. an index was built there)."""
-    return (Path(folder) / MANIFEST_NAME).is_file()
-
-
-def read_manifest(folder: Path) -> Manifest:
-    path = Path(folder) / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StoreError(f"no index at {folder} (no {MANIFEST_NAME}); build one with `qabot index PATH --index {folder}`") from None
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable manifest: {exc}") from None
-    known = {k: v for k, v in data.items() if k in Manifest.__dataclass_fields__}
-    try:
-        manifest = Manifest(**known)
-    except TypeError as exc:
-        raise StoreError(f"{path}: incomplete manifest: {exc}") from None
-    if manifest.format_version > FORMAT_VERSION:
-        raise StoreError(
-            f"{path}: index format {manifest.format_version} is newer than this qabot understands ({FORMAT_VERSION}); upgrade qabot"
-        )
-    return manifest
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Atomically replace ``folder/manifest.json``: the commit point of a generation."""
-    atomic_write_bytes(Path(folder) / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode("utf-8"))
-    fsync_path(Path(folder))
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's data, or a folder's entries (making renames inside it durable), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it."""
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Let ``write`` fill a temporary file beside ``path``; fsync it, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; readers may run as another user
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def keyword_search_sql(*, fts_table: str = FTS_TABLE) -> str:
+    """Full-text search of chunk text, best first: rows (rowid, -bm25 score); params (match, k)."""
+    return f"select rowid, -bm25({fts_table}) as score from {fts_table} where {fts_table} match ? order by score desc limit ?"
 
 
 class Store:
     """One open generation of an index. :meth:`create` makes a new index, :meth:`open` opens
-    the live generation, :meth:`open_data` any generation (the indexer's staging one)."""
+    the live generation, :meth:`open_data` any generation (the indexer's staging one).
 
-    def __init__(self, folder: Path, db: sqlite_utils.Database, vectors: VectorIndex, manifest: Manifest) -> None:
+    ``vectors`` is loaded from the generation's FAISS file on first use (thread-safe: one
+    load, whichever thread asks first); :meth:`load_vectors` loads it ahead of time.
+    """
+
+    def __init__(self, folder: Path, db: sqlite_utils.Database, manifest: Manifest, vectors: LazyVectors) -> None:
         self.folder = Path(folder)
         self.db = db
-        self.vectors = vectors
         self.manifest = manifest
+        self._vectors = vectors
+        self._fts_errors: set[str] = set()  # full-text errors already logged as warnings
 
     @property
     def data_dir(self) -> Path:
@@ -175,7 +84,7 @@ class Store:
         folder = Path(folder)
         if publish and is_index(folder):
             raise StoreError(f"an index already exists at {folder}")
-        now = _now()
+        now = now_iso()
         manifest = Manifest(
             model=model, dimension=dimension, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
             created_at=now, updated_at=now, generation=generation,
@@ -184,7 +93,7 @@ class Store:
         data_dir.mkdir(parents=True, exist_ok=True)
         db = _connect(data_dir / DB_NAME)
         migrations.apply(db)
-        store = cls(folder, db, VectorIndex.empty(dimension), manifest)
+        store = cls(folder, db, manifest, LazyVectors(data_dir / FAISS_NAME, dimension=dimension, index=VectorIndex.empty(dimension)))
         if publish:
             store.save()
         return store
@@ -193,38 +102,46 @@ class Store:
     def open(cls, folder: Path, *, model: str | None = None, check: bool = True) -> Store:
         """Open the live generation; check that FAISS and SQLite agree and the model matches.
 
+        The check reads the FAISS ids only (:func:`~qabot.store.vectors.peek`), not the vectors.
         Raises StoreError (or IndexMismatchError for a different model) with a clear message.
         """
         folder = Path(folder)
         manifest = read_manifest(folder)
-        if model is not None and not _same_model(model, manifest.model):
+        if model is not None and not same_model(model, manifest.model):
             raise IndexMismatchError(
                 f"the index at {folder} was built with model {manifest.model!r}, but {model!r} is configured; "
                 f"set QABOT_MODEL={manifest.model} or rebuild the index with `qabot index ARCHIVE --rebuild`"
             )
         store = cls.open_data(folder, manifest)
         if check:
-            problems = store.id_problems()
-            if problems:
+            try:
+                if problems := store.vector_problems():
+                    raise StoreError(f"{store.data_dir / FAISS_NAME}: {'; '.join(problems)}; rebuild the index with `qabot index ARCHIVE --rebuild`")
+                if problems := store.id_problems():
+                    raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; run `qabot check` for a full report")
+            except StoreError:
                 store.close()
-                raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; run `qabot check` for a full report")
+                raise
         return store
 
     @classmethod
     def open_data(cls, folder: Path, manifest: Manifest) -> Store:
-        """Open the generation ``manifest`` names, published or not."""
+        """Open the generation ``manifest`` names, published or not; its vectors load when first used."""
         data_dir = Path(folder) / manifest.generation if manifest.generation else Path(folder)
         db_path = data_dir / DB_NAME
         if not db_path.is_file():
             raise StoreError(f"{db_path}: missing; the index is incomplete, rebuild it with `qabot index ARCHIVE --rebuild`")
-        vectors = _read_vectors(data_dir / FAISS_NAME)
-        if vectors.d != manifest.dimension:
-            raise StoreError(f"{data_dir / FAISS_NAME}: dimension {vectors.d} != manifest dimension {manifest.dimension}")
-        db = _connect(db_path)
-        migrations.apply(db)
-        return cls(folder, db, vectors, manifest)
+        vectors = LazyVectors(data_dir / FAISS_NAME, dimension=manifest.dimension)
+        try:
+            db = _connect(db_path)
+            migrations.apply(db)
+        except BaseException:
+            vectors.close()
+            raise
+        return cls(folder, db, manifest, vectors)
 
     def close(self) -> None:
+        self._vectors.close()
         self.db.close()
 
     def __enter__(self) -> Self:
@@ -233,21 +150,49 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the vectors, loaded when first needed ---------------------------------------------
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index of this generation, read from its file on first use."""
+        return self._vectors.get()
+
+    @property
+    def vectors_loaded(self) -> bool:
+        return self._vectors.loaded
+
+    def load_vectors(self) -> None:
+        """Read the vectors now rather than at the first search (a server's warm-up)."""
+        self._vectors.get()
+
+    def vector_info(self) -> VectorFileInfo:
+        """Kind, dimension, size and ids of the vectors, without loading them when not loaded yet."""
+        return self._vectors.info()
+
     # -- the id contract ------------------------------------------------------------------
 
     def faiss_ids(self) -> np.ndarray:
-        return np.asarray(self.vectors.ids(), dtype=np.int64)
+        """Every FAISS id (int64, storage order), read without loading the vectors when not loaded yet."""
+        return np.asarray(self.vector_info().ids, dtype=np.int64)
 
     def chunk_ids(self) -> np.ndarray:
         rows = self.db.execute("select id from chunks order by id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def vector_problems(self) -> list[str]:
+        """What makes the vector file unusable for this manifest (reads the header and ids only)."""
+        info = self.vector_info()
+        if info.d != self.manifest.dimension:
+            return [f"vector dimension {info.d} != manifest dimension {self.manifest.dimension}"]
+        return []
+
     def id_problems(self) -> list[str]:
         """Empty when FAISS ids == chunk rowids; otherwise what is wrong, briefly."""
-        faiss_ids, chunk_ids = set(self.faiss_ids().tolist()), set(self.chunk_ids().tolist())
+        info = self.vector_info()
+        faiss_ids, chunk_ids = set(info.ids.tolist()), set(self.chunk_ids().tolist())
         problems = []
-        if len(faiss_ids) != self.vectors.ntotal:
-            problems.append(f"{self.vectors.ntotal - len(faiss_ids)} duplicated FAISS ids")
+        if len(faiss_ids) != info.ntotal:
+            problems.append(f"{info.ntotal - len(faiss_ids)} duplicated FAISS ids")
         if missing := chunk_ids - faiss_ids:
             problems.append(f"{len(missing)} chunks without a vector")
         if orphans := faiss_ids - chunk_ids:
@@ -305,7 +250,7 @@ class Store:
         n_chunks = sum(len(chunks) for _, chunks in items)
         if vectors.shape != (n_chunks, self.manifest.dimension):
             raise ValueError(f"expected vectors of shape {(n_chunks, self.manifest.dimension)}, got {vectors.shape}")
-        now = _now()
+        now = now_iso()
         rowids: list[int] = []
         columns = list(_article_row(items[0][0], 0, now)) if items else []
         article_sql = f"insert into articles ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
@@ -329,7 +274,7 @@ class Store:
     def save_vectors(self) -> None:
         """Write the vector index into this generation's folder (temp file, fsync, rename)."""
         atomic_write(self.data_dir / FAISS_NAME, self.vectors.write)  # streamed: no second copy in memory
-        self.manifest = Manifest(**{**asdict(self.manifest), **self.counts(), "updated_at": _now()})
+        self.manifest = Manifest(**{**asdict(self.manifest), **self.counts(), "updated_at": now_iso()})
 
     def save(self) -> None:
         """Write the vectors and then publish the manifest with fresh counts."""
@@ -342,12 +287,19 @@ class Store:
         return {
             "articles": self.db["articles"].count,
             "chunks": self.db["chunks"].count,
-            "vectors": int(self.vectors.ntotal),
+            "vectors": self._vectors.ntotal(),
         }
 
     def date_range(self) -> tuple[str | None, str | None]:
         row = self.db.execute("select min(date), max(date) from articles where date is not null").fetchone()
         return row[0], row[1]
+
+    def newest_title(self) -> str | None:
+        """The title of the newest dated article (whitespace collapsed); None for an empty index."""
+        row = self.db.execute(
+            "select title from articles where coalesce(trim(title), '') != '' order by date desc, rowid desc limit 1"
+        ).fetchone()
+        return " ".join(row[0].split()) if row else None
 
     def sources(self) -> list[str]:
         """The distinct sources of the indexed articles, sorted."""
@@ -361,6 +313,31 @@ class Store:
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, ids = self.vectors.search(q, min(k, self.vectors.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        """Chunks matching the FTS5 expression ``match``, by bm25: [(chunk_id, score)], best first.
+
+        An SQLite error (a malformed expression: OperationalError; a corrupt full-text index:
+        DatabaseError) is logged, as a warning the first time this store meets that message,
+        and gives no hits: the question is then answered from the vectors alone, not failed.
+        """
+        if k <= 0 or not match.strip():
+            return []
+        try:
+            rows = self.db.execute(keyword_search_sql(), [match, k]).fetchall()
+        except sqlite3.ProgrammingError:
+            raise  # misuse (a closed store), not a broken index
+        except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt FTS5 index's DatabaseError
+            self._log_fts_error(exc, match)
+            return []
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _log_fts_error(self, exc: sqlite3.Error, match: str) -> None:
+        message = str(exc)
+        first = message not in self._fts_errors
+        self._fts_errors.add(message)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s: full-text search failed (%s) for %r; "
+                "no keyword hits; `qabot check` tests the full-text index", self.data_dir / DB_NAME, message, match)
 
     def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
         """The chunks among ``chunk_ids`` whose article is dated within [since, until]."""
@@ -406,11 +383,6 @@ def _article_row(article: Article, n_chunks: int, now: str) -> dict[str, Any]:
     }
 
 
-def _same_model(a: str, b: str) -> bool:
-    """Model names match, ignoring an ``intfloat/`` style owner prefix."""
-    return a == b or a.rsplit("/", 1)[-1] == b.rsplit("/", 1)[-1]
-
-
 def _connect(path: Path) -> sqlite_utils.Database:
     # check_same_thread=False: the bot asks from worker threads; the Retriever serialises access.
     db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
@@ -420,7 +392,4 @@ def _connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def _read_vectors(path: Path) -> VectorIndex:
-    if not path.is_file():
-        raise StoreError(f"{path}: missing; the index is incomplete, run `qabot index` again")
-    return VectorIndex.read(path)
+__all__ = ["FTS_TABLE", "Store", "keyword_search_sql"]

@@ -1,0 +1,31 @@
+"""``qabot`` exactly as the console script runs it, but with the fast HashEmbedder as its model.
+
+For subprocess tests that start many ``qabot index`` processes (kill -9 at a dozen points)
+and cannot pay for importing torch in each. Only the model is swapped, and only here:
+production settings cannot reach the HashEmbedder (``QABOT_MODEL=hash-test`` is refused).
+
+    python tests/fake_model_cli.py --log-level INFO index ARCHIVE --index DIR
+
+In-process tests (click's CliRunner) get the same swap from :func:`use_hash_embedder`.
+"""
+
+from __future__ import annotations
+
+from qabot.models import embedding
+from qabot.models.embedding import Embedder, HashEmbedder
+
+
+def _hash_embedder(settings: object, model: str | None = None) -> Embedder:
+    return HashEmbedder()
+
+
+def use_hash_embedder(monkeypatch: object) -> None:
+    """The same swap inside a test process (``monkeypatch`` is pytest's fixture), for CliRunner tests."""
+    monkeypatch.setattr(embedding, "embedder_for", _hash_embedder)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    embedding.embedder_for = _hash_embedder  # the CLI imports it from the module when it needs a model
+    from qabot.frontends.cli import main
+
+    main()

@@ -1,0 +1,74 @@
+"""`qabot check` finds a corrupt full-text index, whatever part of FTS5 is damaged."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from qabot.indexer import build_index
+from qabot.models.embedding import HashEmbedder
+from qabot.store import Store, read_manifest
+from qabot.store.checks import check_index
+
+from .archives import write_archive
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("checks") / "ix"
+    build_index(write_archive(folder.parent / "a.jsonl", range(30)), folder, embedder=HashEmbedder(), chunk_tokens=60)
+    return folder
+
+
+@pytest.fixture
+def index(built, tmp_path):
+    import shutil
+
+    copy = tmp_path / "ix"
+    shutil.copytree(built, copy)
+    return copy
+
+
+def _corrupt(folder, *statements: str) -> None:
+    with sqlite3.connect(folder / read_manifest(folder).generation / "qabot.db") as db:
+        for sql in statements:
+            db.execute(sql)
+
+
+def test_a_sound_index_passes(index):
+    assert check_index(index).ok
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        pytest.param(["delete from chunks_fts_data where id > 10"], id="segments-deleted"),
+        pytest.param(["update chunks_fts_data set block = x'00' where id = 10"], id="structure-overwritten"),
+        pytest.param(["update chunks_fts_data set block = randomblob(length(block)) where id > 1"], id="segments-garbage"),
+        pytest.param(["delete from chunks_fts_idx"], id="segment-index-deleted"),  # passes FTS5's own check
+        pytest.param(["delete from chunks_fts_config"], id="config-deleted"),
+        pytest.param(["delete from chunks_fts_docsize"], id="docsize-deleted"),
+        pytest.param(
+            ["drop trigger chunks_au", "update chunks set text = 'ganz anderer Text' where id = (select min(id) from chunks)"],
+            id="content-changed-behind-its-back",
+        ),
+    ],
+)
+def test_a_corrupt_full_text_index_is_reported(index, statements):
+    _corrupt(index, *statements)
+    report = check_index(index)
+    assert not report.ok
+    assert any(p.startswith("full-text index") for p in report.problems), report.problems
+
+
+def test_check_reads_no_vectors(index, monkeypatch):
+    from qabot.store.vectors import VectorIndex
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("qabot check loaded the vectors")
+
+    monkeypatch.setattr(VectorIndex, "load", classmethod(refuse))
+    assert check_index(index).ok
+    with Store.open(index) as store:
+        assert store.counts()["vectors"] == store.counts()["chunks"] and not store.vectors_loaded
