@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qabot.answering.picking import candidates, context_span, overlap, pick
+from qabot.answering.picking import candidates, context_span, overlap, rank
 from qabot.documents import Passage, Sentence
 
 
@@ -40,20 +40,20 @@ def test_overlap_matches_inflected_german_words():
     assert overlap([], "anything") == 0.0
 
 
-def test_pick_prefers_the_sentence_with_the_question_words_when_similarity_is_close():
+def test_rank_prefers_the_sentence_with_the_question_words_when_similarity_is_close():
     found = candidates([_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska.")], _split)
-    picked = pick("When does Putin land in Alaska?", found, np.array([0.861, 0.859]), [0.8])
-    assert picked is not None and found[picked[0]].text.startswith("Putin landet")
+    scores = rank("When does Putin land in Alaska?", found, np.array([0.861, 0.859]), [0.8])
+    assert found[int(np.argmax(scores))].text.startswith("Putin landet")
 
 
-def test_pick_follows_similarity_when_it_is_clear():
+def test_rank_follows_similarity_when_it_is_clear():
     found = candidates([_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska.")], _split)
-    picked = pick("When does the summit begin?", found, np.array([0.92, 0.70]), [0.8])
-    assert picked is not None and picked[0] == 0
+    scores = rank("When does the summit begin?", found, np.array([0.92, 0.70]), [0.8])
+    assert int(np.argmax(scores)) == 0
 
 
-def test_pick_of_nothing_is_none():
-    assert pick("q", [], np.zeros(0), []) is None
+def test_rank_of_nothing_is_empty():
+    assert rank("q", [], np.zeros(0), []).size == 0
 
 
 def test_context_span_takes_one_sentence_either_side():

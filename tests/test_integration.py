@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from qabot import Retriever
-from qabot.frontends.cli import sample_archive
 from qabot.errors import QuestionError
+from qabot.frontends.cli import sample_archive
 from qabot.indexer import build_index
 
 from .conftest import LANDING_SENTENCE

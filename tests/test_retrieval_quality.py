@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from qabot.answering.picking import Candidate, answer_type_match, prefer_newer
-from qabot.indexer import build_index
 from qabot.answering.retriever import Retriever, default_min_score
-from qabot.store.store import Store
+from qabot.indexer import build_index
+from qabot.store import Store
 
 from .conftest import LANDING_SENTENCE
 

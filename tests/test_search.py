@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qabot.documents import Article, Chunk
 from qabot.answering.rankings import fts_query, fuse_rrf, keyword_ranking, passages_for, terms
-from qabot.store.store import Store
+from qabot.documents import Article, Chunk
+from qabot.store import Store
 
 
 def test_terms_drop_stopwords_and_keep_numbers():
@@ -88,3 +88,22 @@ def test_neighbouring_chunks_of_one_article_merge_into_one_group():
     assert merge_neighbours([], limit=3) == []
     # a passage joins the first group it touches; groups are not merged with each other afterwards
     assert merge_neighbours([("a", 0, 10), ("a", 20, 30), ("a", 11, 19)], limit=3) == [[0, 2], [1]]
+
+
+class _KeywordOnlyStore:
+    """A store with nothing but keyword_search: the ranking must not run SQL itself."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        self.calls.append((match, k))
+        return [(3, 2.0), (1, 1.5)]
+
+
+def test_keyword_ranking_hands_the_quoted_query_to_the_store():
+    store = _KeywordOnlyStore()
+    assert keyword_ranking(store, "Wann landet Putin?", 7) == [(3, 2.0), (1, 1.5)]  # type: ignore[arg-type]
+    assert store.calls == [('"landet" OR "putin"', 7)]
+    assert keyword_ranking(store, "und der die?", 7) == []  # type: ignore[arg-type]
+    assert len(store.calls) == 1, "nothing searchable: the store is not asked"

@@ -1,8 +1,8 @@
 """Find a date expression in an English or German question and turn it into a date filter.
 
 Pure functions, no I/O. :func:`find_date_range` returns a :class:`DateRange` (inclusive
-``since``/``until``, either may be open) plus where the expression sits in the question, so
-:func:`strip_date` can remove it before the rest is embedded or searched.
+``since``/``until``, either may be open) plus the expression's text and where it sits in the
+question. Month names and abbreviations come from :data:`qabot.lexicon.MONTHS`.
 
 Recognised (case-insensitive):
 
@@ -36,7 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-__all__ = ["DateRange", "find_date_range", "parse_iso", "strip_date"]
+from qabot.lexicon import MONTHS
+
+__all__ = ["DateRange", "find_date_range", "parse_iso"]
 
 Interval = tuple[date, date]
 
@@ -52,21 +54,7 @@ class DateRange:
     end: int
 
 
-_MONTH_NAMES = {
-    1: "january jan januar jänner jän",
-    2: "february feb febr februar",
-    3: "march mar märz mär mrz maerz",
-    4: "april apr",
-    5: "may mai",
-    6: "june jun juni",
-    7: "july jul juli",
-    8: "august aug",
-    9: "september sept sep",
-    10: "october oct oktober okt",
-    11: "november nov",
-    12: "december dec dezember dez",
-}
-_MONTHS = {name: number for number, names in _MONTH_NAMES.items() for name in names.split()}
+_MONTHS = MONTHS  # name or abbreviation (lower case) -> 1..12
 # Longest first, so "sept" is not cut short to "sep".
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _FLAGS = re.IGNORECASE
@@ -212,14 +200,6 @@ def find_date_range(question: str, *, today: date) -> DateRange | None:
     # "30 February 2025" must not fall back to "February 2025".
     valid = [f for f in found if not any(s < f.end and f.start < e for s, e in invalid)]
     return min(valid, key=lambda f: (f.start, -f.end), default=None)
-
-
-def strip_date(question: str, found: DateRange) -> str:
-    """``question`` without the expression ``found`` in it, whitespace and punctuation tidied."""
-    rest = f"{question[:found.start]} {question[found.end:]}"
-    rest = re.sub(r"\s+", " ", rest)
-    rest = re.sub(r"\s+([?!.,;:])", r"\1", rest)
-    return rest.strip().lstrip(",;: ").strip()
 
 
 def parse_iso(value: str) -> date:

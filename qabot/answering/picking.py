@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qabot.documents import Passage, Sentence
 from qabot.answering.rankings import terms
+from qabot.documents import Passage, Sentence
+from qabot.lexicon import MONTH_NAMES
 
 SENTENCE_WEIGHT = 0.6
 PASSAGE_WEIGHT = 0.3
@@ -32,10 +33,8 @@ MIN_SENTENCE_CHARS = 12
 NEWER_MARGIN = 0.01
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_MONTHS = (
-    "januar|februar|märz|april|mai|juni|juli|august|september|oktober|november|dezember|"
-    "january|february|march|may|june|july|october|december"
-)
+# Written-out month names only: "Mar", "Jun" are too rare in answers to be worth a false "may".
+_MONTHS = "|".join(sorted(MONTH_NAMES, key=len, reverse=True))
 _ASKS_WHEN = re.compile(
     r"\b(when|what year|which year|what date|what time|wann|welchem jahr|welches jahr|welchem datum|um wie viel uhr)\b", re.IGNORECASE
 )
@@ -131,20 +130,6 @@ def rank(
     passages = np.array([passage_similarity[c.passage_index] for c in found], dtype=np.float32)
     types = np.array([answer_type_match(question, c.text) for c in found], dtype=np.float32)
     return score(np.asarray(sentence_similarity, dtype=np.float32), passages, overlaps, types)
-
-
-def pick(
-    question: str,
-    found: Sequence[Candidate],
-    sentence_similarity: np.ndarray,
-    passage_similarity: Sequence[float],
-) -> tuple[int, float] | None:
-    """Index into ``found`` of the answering sentence and its score, or None when there is none."""
-    scores = rank(question, found, sentence_similarity, passage_similarity)
-    if scores.size == 0:
-        return None
-    best = int(np.argmax(scores))
-    return best, float(scores[best])
 
 
 def prefer_newer(

@@ -1,28 +1,26 @@
-"""Rankings and fusion.
+"""Rankings and fusion: the building blocks the ranking steps (ranking.py) put together.
 
 Every ranker returns ``list[tuple[int, float]]``: (chunk id, score), best first.
-Building the query (:func:`fts_query`) and fusing rankings (:func:`fuse_rrf`) are pure
-functions; the thin functions that run them take the store.
+Building the query (:func:`fts_query`), fusing rankings (:func:`fuse_rrf`), blending,
+the keyword bonus and grouping neighbours are pure functions; the thin functions that run a
+ranking or look passages up take the store.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
 
 from qabot.documents import Passage
-from qabot.store.store import Store
+from qabot.lexicon import STOPWORDS
+from qabot.store import Store
 
 Ranking = list[tuple[int, float]]
 
 # Words only: letters/digits with inner hyphens, dots or apostrophes ("Kreml-Chef", "11.00").
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
-_STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "had", "has", "have", "how", "in", "is", "it", "of", "on", "or", "the", "to", "was", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einer", "eines", "einem", "einen", "und", "oder", "ist", "sind", "war", "waren", "wird", "werden", "hat", "haben", "hatte", "wie", "wer", "wen", "wem", "wessen", "was", "wann", "wo", "warum", "welche", "welcher", "welches", "im", "in", "am", "an", "auf", "aus", "bei", "mit", "nach", "von", "vor", "zu", "zum", "zur", "um", "für", "über", "es", "sie", "er", "ich", "wir", "ihr", "man", "sich", "nicht"]
-)
 
 
 def terms(text: str) -> list[str]:
@@ -30,7 +28,7 @@ def terms(text: str) -> list[str]:
     seen: dict[str, None] = {}
     for match in _WORD.finditer(text.lower()):
         word = match.group(0)
-        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()):
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit()):
             seen.setdefault(word, None)
     return list(seen)
 
@@ -59,13 +57,7 @@ def keyword_ranking(store: Store, question: str, k: int) -> Ranking:
     match = fts_query(question)
     if match is None:
         return []
-    sql = "select rowid, -bm25(chunks_fts) as score from chunks_fts where chunks_fts match ? order by score desc limit ?"
-    try:
-        rows = store.db.execute(sql, [match, k]).fetchall()
-    except sqlite3.OperationalError:
-        # A malformed expression is a bug in fts_query, but never a reason to fail a question.
-        return []
-    return [(int(r[0]), float(r[1])) for r in rows]
+    return store.keyword_search(match, k)
 
 
 def fuse_rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> Ranking:

@@ -5,9 +5,12 @@
     >>> answer = r.ask("When does Putin land in Alaska?")
     >>> answer.sentence, answer.passages[0].date
 
-It composes the store (SQLite + FAISS), the embedder, the rankings (search.py) and the
-sentence picker (answer.py). It is safe to call from several threads at once (the bot
-runs each question in a worker thread): the SQLite connection is shared under a lock.
+It does the I/O of answering (embedding the question and sentences, store lookups) and hands
+the rest to pure steps: :func:`~qabot.answering.questions.clean_question` for the question,
+the ranking steps of :mod:`qabot.answering.ranking` (candidates -> rerank -> collapse -> merge
+-> renumber) for the passages, and :mod:`qabot.answering.picking` for the answering sentence.
+It is safe to call from several threads at once (the bot runs each question in a worker
+thread): the SQLite connection is shared under one lock, the sentence cache under another.
 """
 
 from __future__ import annotations
@@ -15,34 +18,28 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
-from qabot.answering import picking as answering
-from qabot.answering import rankings as search
-from qabot.ingest.chunking import split_sentences
-from qabot.config import Settings
+from qabot.answering import picking, ranking, rankings
 from qabot.answering.dates import find_date_range
-from qabot.answering.dedupe import collapse
+from qabot.answering.questions import clean_question
+from qabot.config import Settings
 from qabot.documents import Answer, Passage
-from qabot.models.embedding import Embedder, embedder_for
-from qabot.errors import QuestionError
+from qabot.errors import IndexMismatchError
+from qabot.ingest.chunking import split_sentences
 from qabot.lexicon import detect_language
-from qabot.store.store import Store, read_manifest
+from qabot.models.embedding import Embedder, embedder_for
+from qabot.store import Store, read_manifest
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-# How many chunks each leg (dense, keyword) contributes to the fused candidate list.
-CANDIDATES = 50
 # How many fused candidates are split into sentences and reranked.
 RERANK = 12
-# Bonus for a high keyword (FTS5) rank: KEYWORD_BONUS / (1 + rank / 5).
-KEYWORD_BONUS = 0.03
 # Below this best-passage relevance the answer is "not in the archive". Calibrated for
 # multilingual-e5-small on the XQuAD dev set, per question language (see the README):
 # German questions score higher against German text, so they need a higher bar. English
@@ -59,11 +56,12 @@ def default_min_score(model: str, language: str = "en") -> float:
 
 # Passage score = (1 - w) * passage similarity + w * best sentence similarity.
 SENTENCE_WEIGHT = 0.5
+# Sentence embeddings kept for reuse: follow-ups and neighbouring chunks repeat sentences.
 SENTENCE_CACHE = 20_000
 
 
 class Retriever:
-    """Answers questions from one index folder."""
+    """Answers questions from one index folder; safe to share between threads."""
 
     def __init__(
         self,
@@ -75,6 +73,8 @@ class Retriever:
         rerank: int = RERANK,
         sentence_weight: float = SENTENCE_WEIGHT,
         min_score: float | None = None,
+        sentence_cache: int = SENTENCE_CACHE,
+        max_question_chars: int = MAX_QUESTION_CHARS,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -83,7 +83,10 @@ class Retriever:
         self.rerank = rerank
         self.sentence_weight = sentence_weight
         self.min_score = min_score  # None: the calibrated threshold for the question's language
-        self._lock = threading.RLock()
+        self.sentence_cache = sentence_cache
+        self.max_question_chars = max_question_chars
+        self._lock = threading.RLock()  # the store (one SQLite connection, one FAISS index)
+        self._cache_lock = threading.Lock()  # the sentence cache; never held while embedding
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
@@ -94,12 +97,17 @@ class Retriever:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
     ) -> Retriever:
-        """Open the index at ``index_dir`` (default: the configured one) with its model.
+        """Open the index at ``index_dir`` with its model.
 
-        The model is the one the index was built with (from its manifest), unless
-        ``embedder`` is given; a configured QABOT_MODEL that differs is an error.
+        ``settings`` are the caller's (front ends pass the ones they loaded); without them the
+        defaults, ``Settings()``, are used: this never reads the environment or ``.env``, so
+        QABOT_* variables count only through settings built from them. ``index_dir`` defaults
+        to ``settings.index_dir``. The model is the one the index was built with (from its
+        manifest), unless ``embedder`` is given; a configured model that differs is an error.
+        Raises StoreError for a missing or broken index, IndexMismatchError for a model that
+        does not fit it.
         """
-        settings = settings if settings is not None else Settings.load()
+        settings = settings if settings is not None else Settings()
         folder = Path(index_dir) if index_dir is not None else settings.index_dir
         manifest = read_manifest(folder)
         if embedder is None:
@@ -108,7 +116,12 @@ class Retriever:
             embedder = embedder_for(settings, model)
         store = Store.open(folder, model=embedder.name)
         if store.manifest.dimension != embedder.dimension:
-            raise QuestionError(f"model {embedder.name} gives {embedder.dimension} dims, the index has {store.manifest.dimension}")
+            store.close()
+            raise IndexMismatchError(
+                f"the index at {folder} holds {store.manifest.dimension}-dimensional vectors (model "
+                f"{store.manifest.model}), but model {embedder.name} gives {embedder.dimension}: open it with "
+                f"the model it was built with, or rebuild it with `qabot index ARCHIVE --rebuild`"
+            )
         log.info("opened %s: %s, model %s", folder, store.counts(), embedder.name)
         return cls(store, embedder, top_k=settings.top_k, min_score=settings.min_score)
 
@@ -130,8 +143,10 @@ class Retriever:
         ``since``/``until`` (inclusive) limit the articles by date; without them, a date
         expression in the question ("im August 2025", "last week") is used, resolved against
         the newest article's date. When a date filter leaves nothing, all dates are searched.
+        Raises QuestionError for a question that is not text, empty or too long.
         """
-        return self._rank(_clean(question), k or self.top_k, since, until).passages
+        question = clean_question(question, max_chars=self.max_question_chars)
+        return list(self._rank(question, k or self.top_k, since, until).passages)
 
     def threshold(self, question: str) -> float:
         """The relevance below which ``question`` gets "not in the archive"."""
@@ -143,111 +158,57 @@ class Retriever:
         """The sentence that answers ``question``, with the cited passages (best first).
 
         ``sentence`` is None ("not in the archive") when no passage is relevant enough
-        (``min_score``). Dates work as in :meth:`search`.
+        (``min_score``). Dates and errors work as in :meth:`search`.
         """
-        question = _clean(question)
+        question = clean_question(question, max_chars=self.max_question_chars)
         ranked = self._rank(question, k or self.top_k, since, until)
-        passages, notes = ranked.passages, list(ranked.notes)
-        if not passages or ranked.relevance < self.threshold(question):
-            return Answer(question=question, sentence=None, passages=tuple(passages), notes=tuple(notes))
-        scores = answering.rank(question, ranked.found, ranked.similarity, [p.score for p in passages])
-        if scores.size == 0:
-            return Answer(question=question, sentence=None, passages=tuple(passages), notes=tuple(notes))
-        best = answering.prefer_newer(ranked.found, scores, [p.date for p in passages], [p.article_id for p in passages])
-        if best != int(np.argmax(scores)):
-            older = passages[ranked.found[int(np.argmax(scores))].passage_index].date
-            notes.append(f"Articles differ; the newer one ({passages[ranked.found[best].passage_index].date}) is preferred over {older}.")
-        choice = ranked.found[best]
+        passages, found, notes = ranked.passages, ranked.sentences, list(ranked.notes)
+        scores = picking.rank(question, found, ranked.similarity, [p.score for p in passages])
+        if not passages or ranked.relevance < self.threshold(question) or scores.size == 0:
+            return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes))
+        top = int(np.argmax(scores))
+        best = picking.prefer_newer(found, scores, [p.date for p in passages], [p.article_id for p in passages])
+        if best != top:
+            newer, older = passages[found[best].passage_index].date, passages[found[top].passage_index].date
+            notes.append(f"Articles differ; the newer one ({newer}) is preferred over {older}.")
+        choice = found[best]
         return Answer(
-            question=question,
-            sentence=choice.text,
-            passages=tuple(passages),
-            passage_index=choice.passage_index,
-            sentence_start=choice.start,
-            sentence_end=choice.end,
+            question=question, sentence=choice.text, passages=passages, passage_index=choice.passage_index,
+            sentence_start=choice.start, sentence_end=choice.end, score=float(scores[best]), notes=tuple(notes),
             context=self._context(passages[choice.passage_index].article_id, choice.start, choice.end),
-            score=float(scores[best]),
-            notes=tuple(notes),
         )
 
     def stats(self) -> dict[str, Any]:
-        """Size and make-up of the index, for /start and `qabot stats`."""
+        """Size and make-up of the index, for /start and the chat's greeting; ``newest_title``
+        is the newest article's headline, the front ends' example of what the archive holds."""
         with self._lock:
             first, last = self.store.date_range()
-            return {**self.store.counts(), "first_date": first, "last_date": last, "model": self.store.manifest.model}
+            return {**self.store.counts(), "first_date": first, "last_date": last, "model": self.store.manifest.model,
+                    "newest_title": self.store.newest_title()}
 
     # -- internals ----------------------------------------------------------------------
 
-    def _rank(self, question: str, k: int, since: date | None, until: date | None) -> _Ranked:
-        """Top ``k`` passages, reranked by their best sentence; and those sentences' similarities.
-
-        Candidates come from the dense leg (and the keyword leg when ``hybrid``), fused by
-        reciprocal rank, optionally limited by date; the best ``max(k, rerank)`` are split into
-        sentences, and each passage's score becomes a blend of its own similarity and its best
-        sentence's, plus a small bonus for a high keyword rank. Near-duplicates are collapsed.
-        """
-        notes: list[str] = []
+    def _rank(self, question: str, k: int, since: date | None, until: date | None) -> ranking.Ranked:
+        """Top ``k`` passages and their sentences: the I/O, around the steps of :mod:`ranking`."""
         query = self.embedder.embed_queries([question])[0]
         with self._lock:
             if since is None and until is None:
                 since, until = self._dates_in(question)
-            wide = CANDIDATES * 10 if (since or until) else CANDIDATES
-            dense = search.dense_ranking(self.store, query, wide)
-            keyword = search.keyword_ranking(self.store, question, wide) if self.hybrid else []
-            fused = search.fuse_rrf([dense, keyword]) if keyword else dense
-            if since or until:
-                allowed = self.store.chunks_between([c for c, _ in fused], since, until)
-                span = f"{since or '…'} – {until or '…'}"
-                if allowed:
-                    fused = [(c, s) for c, s in fused if c in allowed]
-                    notes.append(f"Only articles dated {span}.")
-                else:
-                    notes.append(f"No article dated {span}; searched all dates.")
-            pool = [chunk_id for chunk_id, _ in fused[: max(k, self.rerank)]]
-            vectors = self.store.vectors_for(pool)
-            passages = search.passages_for(self.store, list(zip(pool, (vectors @ query).tolist())))
-        found = answering.candidates(passages, split_sentences, dedupe=False)
-        similarity = self._sentence_vectors([c.text for c in found]) @ query if found else np.zeros(0, np.float32)
-        best = np.full(len(passages), -1.0, dtype=np.float32)
-        for candidate, value in zip(found, similarity):
-            best[candidate.passage_index] = max(best[candidate.passage_index], value)
-        relevance = search.blend(np.array([p.score for p in passages], dtype=np.float32), best, weight=self.sentence_weight)
-        bonus = search.keyword_bonus([p.chunk_id for p in passages], keyword, weight=KEYWORD_BONUS)
-        scores = relevance + bonus
-        order = [int(i) for i in np.argsort(-scores, kind="stable")]
-        groups = collapse(order, lambda i: passages[i].text, key=lambda i: passages[i].article_id)
-        duplicates = {keeper: len(dups) for keeper, dups in groups}
-        order = [keeper for keeper, _ in groups]
-        # Neighbouring chunks of one article become one passage (more context, fewer repeats).
-        merged = search.merge_neighbours([(passages[i].article_id, passages[i].start, passages[i].end) for i in order], limit=k)
-        ranked = [self._merged([passages[order[j]] for j in group], float(scores[order[group[0]]]),
-                               sum(duplicates[order[j]] for j in group)) for group in merged]
-        # Re-number the candidates for the kept passages, dropping repeats from overlapping chunks.
-        position = {order[j]: new for new, group in enumerate(merged) for j in group}
-        order = [order[group[0]] for group in merged]
-        kept, kept_similarity, seen = [], [], set()
-        for candidate, value in sorted(zip(found, similarity), key=lambda cv: position.get(cv[0].passage_index, k)):
-            new = position.get(candidate.passage_index)
-            key = (passages[candidate.passage_index].article_id, candidate.start)
-            if new is None or key in seen:
-                continue
-            seen.add(key)
-            kept.append(replace(candidate, passage_index=new))
-            kept_similarity.append(value)
-        top = float(max((relevance[i] for i in position), default=0.0))
-        return _Ranked(ranked, kept, np.array(kept_similarity, dtype=np.float32), top, tuple(notes))
-
-    def _merged(self, parts: list[Passage], score: float, duplicates: int) -> Passage:
-        """One passage spanning ``parts`` (the best first), cut from the article's text."""
-        best = parts[0]
-        if len(parts) == 1:
-            return replace(best, score=score, duplicates=duplicates)
-        start, end = min(p.start for p in parts), max(p.end for p in parts)
+            size = ranking.leg_size(since, until)
+            dense = rankings.dense_ranking(self.store, query, size)
+            keyword = rankings.keyword_ranking(self.store, question, size) if self.hybrid else []
+            ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword]))
+            allowed = self.store.chunks_between(ids, since, until) if (since or until) else None
+            found = ranking.candidates(dense, keyword, size=max(k, self.rerank), since=since, until=until, allowed=allowed)
+            similarity = self.store.vectors_for(found.pool) @ query
+            passages = rankings.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
+        sentences = picking.candidates(passages, split_sentences, dedupe=False)
+        sentence_similarity = self._sentence_vectors([s.text for s in sentences]) @ query if sentences else np.zeros(0, np.float32)
+        reranked = ranking.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight)
+        merged = ranking.merge(ranking.collapse(reranked), limit=k)
         with self._lock:
-            text = self.store.article_text(best.article_id)
-        if text is None:  # the article went away meanwhile: keep the best part alone
-            return replace(best, score=score, duplicates=duplicates)
-        return replace(best, text=text[start:end], start=start, end=end, score=score, duplicates=duplicates)
+            texts = {article: self.store.article_text(article) for article in ranking.articles_to_join(merged)}
+        return ranking.renumber(merged, texts=texts, notes=found.notes)
 
     def _dates_in(self, question: str) -> tuple[date | None, date | None]:
         """A date expression in the question, resolved against the newest article's date."""
@@ -256,41 +217,32 @@ class Retriever:
         return (found.since, found.until) if found else (None, None)
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Passage embeddings of sentences, cached: follow-ups and neighbours reuse them."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        """Passage embeddings of sentences, cached: follow-ups and neighbours reuse them.
+
+        The answer is built from a local dict of what the cache had and what was embedded,
+        so another thread evicting an entry meanwhile cannot lose it; the cache is only
+        touched under its lock, and embedding (the slow part) happens outside it.
+        """
+        wanted = list(dict.fromkeys(texts))
+        with self._cache_lock:
+            vectors = {t: self._cache[t] for t in wanted if t in self._cache}
+            for text in vectors:
+                self._cache.move_to_end(text)
+        missing = [t for t in wanted if t not in vectors]
         if missing:
-            for text, vector in zip(missing, self.embedder.embed_passages(missing)):
-                self._cache[text] = vector
-                if len(self._cache) > SENTENCE_CACHE:
+            vectors.update(zip(missing, self.embedder.embed_passages(missing)))
+            with self._cache_lock:
+                for text in missing:
+                    self._cache[text] = vectors[text]
+                    self._cache.move_to_end(text)
+                while len(self._cache) > self.sentence_cache:
                     self._cache.popitem(last=False)
-        for text in texts:
-            self._cache.move_to_end(text)
-        return np.stack([self._cache[t] for t in texts]).astype(np.float32)
+        return np.stack([vectors[t] for t in texts]).astype(np.float32)
 
     def _context(self, article_id: str, start: int, end: int) -> str | None:
         with self._lock:
             text = self.store.article_text(article_id)
         if text is None:
             return None
-        lo, hi = answering.context_span(split_sentences(text), start, end)
+        lo, hi = picking.context_span(split_sentences(text), start, end)
         return text[lo:hi]
-
-
-@dataclass(frozen=True)
-class _Ranked:
-    passages: list[Passage]
-    found: list[answering.Candidate]
-    similarity: np.ndarray
-    relevance: float  # the best passage's blended similarity, before bonuses: the abstention signal
-    notes: tuple[str, ...]
-
-
-def _clean(question: str) -> str:
-    if not isinstance(question, str):
-        raise QuestionError("the question must be text")
-    question = " ".join(question.split())
-    if not question:
-        raise QuestionError("the question is empty; ask something like “When does Putin land in Alaska?”")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QuestionError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
-    return question

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from qabot.documents import Sentence
+from qabot.lexicon import MONTHS
 
 __all__ = ["split_sentences"]
 
@@ -39,9 +40,8 @@ _WORD = re.compile(r"\S+")
 _ABBREVIATIONS = frozenset(
     ["abb", "abg", "abk", "abs", "abschn", "abt", "allg", "anh", "anm", "bd", "bearb", "bes", "betr", "bsp", "bspw", "bzgl", "bzw", "ca", "dgl", "dipl", "dkfm", "dr", "ebd", "eig", "einschl", "engl", "entspr", "erg", "evtl", "exkl", "fa", "ff", "fig", "frz", "geb", "gebr", "gegr", "gem", "gest", "ggf", "ggü", "hbf", "hl", "hr", "hrn", "hrsg", "inkl", "insb", "ing", "jh", "jhd", "jhdt", "jr", "kap", "kath", "kfm", "kl", "lfd", "lt", "min", "mio", "mrd", "mwst", "nachf", "nr", "od", "orig", "pkt", "prof", "prot", "rd", "reg", "rel", "resp", "röm", "sek", "sen", "sog", "st", "std", "str", "tab", "tel", "tsd", "urspr", "verh", "vgl", "vs", "wiss", "zit", "ziff", "zzgl", "zzt", "mr", "mrs", "ms", "sr", "dept", "est", "gov", "col", "sgt", "capt", "rev", "approx", "jan", "feb", "febr", "mär", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dez", "dec"]
 )
-_MONTHS = frozenset(
-    ["januar", "jänner", "februar", "feber", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember", "january", "february", "march", "may", "june", "july", "october", "december", "jan", "feb", "febr", "mär", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dez", "dec"]
-)
+# An ordinal before a month is a date, not a sentence end: "am 3. Oktober", "zum 1. Jan.".
+_MONTHS = frozenset(MONTHS)
 # Nouns that follow an ordinal ("im 20. Jahrhundert", "zum 70. Geburtstag", "auf Platz 3." is
 # the other kind: a cardinal that ends a sentence).
 _ORDINAL_NOUNS = frozenset(
