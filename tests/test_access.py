@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from qabot.config import Settings
 from qabot.frontends.access import (
     AccessPolicy,
     RateLimiter,
@@ -13,7 +14,6 @@ from qabot.frontends.access import (
     ResultStore,
     protect_logs,
 )
-from qabot.config import Settings
 
 
 class Clock:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -24,17 +25,18 @@ from typing import Any
 import httpx
 import pytest
 
+from qabot.answering.retriever import Retriever
+from qabot.config import Secret, Settings
+from qabot.documents import Answer, Passage
+from qabot.errors import ConfigError
 from qabot.frontends.access import protect_logs
 from qabot.frontends.bot import RetrieverHolder, build_application
 from qabot.frontends.cli import sample_archive
-from qabot.config import Secret, Settings
-from qabot.documents import Answer, Passage
-from qabot.models.embedding import HashEmbedder
-from qabot.errors import ConfigError
-from qabot.indexer import build_index
-from qabot.answering.retriever import Retriever
-from qabot.store.store import MANIFEST_NAME, Store
+from qabot.frontends.reloading import IndexOpener
 from qabot.frontends.telegram_format import TEXTS
+from qabot.indexer import build_index
+from qabot.models.embedding import HashEmbedder
+from qabot.store import MANIFEST_NAME, Store
 from tests.fake_bot_api import (
     TOKEN,
     Call,
@@ -208,10 +210,13 @@ def test_sources_and_more_buttons_and_an_expired_button(api, sample_retriever):
 @pytest.mark.model
 def test_a_followup_builds_on_the_previous_question(api, sample_retriever):
     spy = Spy(sample_retriever)
-    app = build_application(settings_for(api), spy, timeout=2.0)
+    app = build_application(settings_for(api, rate_burst=10), spy, timeout=2.0)
 
     async def scenario() -> None:
         async with running(app):
+            await ask(api, "When does Putin land in Alaska?")
+            await ask(api, "and when does Trump leave?")  # any verb, not only the sample's
+            assert spy.asked[-1] == "when does Trump leave? Alaska"
             await ask(api, "Wann landet Putin in Alaska?")
             reply = (await ask(api, "Und wo legte er Blumen nieder?"))[0]
             assert spy.asked[-1] == "wo legte er Blumen nieder? Putin Alaska"
@@ -469,6 +474,29 @@ def test_a_rebuilt_index_is_reopened_between_questions(api, hash_index, tmp_path
         first.close()
 
 
+@pytest.mark.model
+def test_a_rebuild_with_another_model_is_answered_with_that_model(api, hash_index, tmp_path, e5, model_cache_dir):
+    """The bot reopened a rebuilt index with the old model: IndexMismatchError on every question, forever."""
+    folder = tmp_path / "index"
+    shutil.copytree(hash_index, folder)
+    first = Retriever(Store.open(folder, model="hash-test"), HashEmbedder())
+    app = build_application(settings_for(api, cache_dir=model_cache_dir), first, index_dir=folder, timeout=2.0)
+
+    async def scenario() -> None:
+        async with running(app):
+            await ask(api, "Wann landet Putin in Alaska?")
+            await asyncio.to_thread(build_index, sample_archive(), folder, embedder=e5, rebuild=True)
+            assert text_of((await ask(api, "When does Putin land in Alaska?"))[0]).startswith(LANDING)
+
+    try:
+        run(scenario())
+        holder: RetrieverHolder = app.bot_data["qabot"].retrievers
+        assert isinstance(holder._opener, IndexOpener) and holder.current.embedder.name == e5.name
+        holder.close()
+    finally:
+        first.close()
+
+
 class Closable:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -508,36 +536,76 @@ def test_the_retriever_is_never_swapped_mid_answer(tmp_path):
     run(scenario())
 
 
+# -- the welcome and the examples come from the archive ------------------------------------------------
+
+
+def test_the_welcome_and_the_empty_reply_quote_the_archives_newest_headline(api, tmp_path):
+    """They used to quote the sample's "When does Putin land in Alaska?" whatever archive was loaded."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    articles = [
+        {"id": "zoo", "title": "Der Zoo Hamburg hat einen neuen Elefanten", "date": "2024-03-02",
+         "text": "Der Zoo in Hamburg hat einen neuen Elefanten. Er heißt Jumbo und ist drei Jahre alt."},
+        {"id": "flood", "title": "Hochwasser in Passau: Pegel sinkt", "date": "2024-06-05",
+         "text": "In Passau sinkt der Pegel der Donau wieder. Die Feuerwehr pumpt weiter Keller leer."},
+    ]
+    (archive / "news.jsonl").write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles), encoding="utf-8")
+    folder = tmp_path / "index"
+    build_index(archive, folder, embedder=HashEmbedder())
+    with Retriever(Store.open(folder, model="hash-test"), HashEmbedder()) as retriever:
+        app = build_application(settings_for(api), retriever, timeout=2.0)
+
+        async def scenario() -> None:
+            async with running(app):
+                welcome = text_of((await ask(api, "/start"))[0])
+                assert "2 articles (2024-03-02 – 2024-06-05)" in welcome
+                assert "newest article, Hochwasser in Passau: Pegel sinkt." in welcome
+                empty = text_of((await ask(api, "/ask", language_code="de"))[0])
+                assert empty == "Stell mir eine Frage, z. B. /ask Hochwasser in Passau: Pegel sinkt"
+                assert "Putin" not in welcome + empty and "Alaska" not in welcome + empty
+
+        run(scenario())
+
+
 # -- `qabot bot`: the real entry point -------------------------------------------------------------------
 
 
-def bot_env(api: FakeBotApi, index: Path, token: str = TOKEN) -> dict[str, str]:
-    """The environment for `qabot bot` against the fake API (nothing from the caller's QABOT_/TELEGRAM_)."""
+def bot_env(api: FakeBotApi, index: Path, cache: Path, token: str = TOKEN) -> dict[str, str]:
+    """The environment for `qabot bot` against the fake API (nothing from the caller's QABOT_/TELEGRAM_).
+
+    The index is the real model's: settings never reach the test fake HashEmbedder.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "QABOT_"))}
     env.update({"TELEGRAM_BOT_TOKEN": token, "QABOT_TELEGRAM_API_URL": api.base_url, "QABOT_ALLOWED_USERS": str(ALICE),
-                "QABOT_INDEX": str(index), "QABOT_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
+                "QABOT_INDEX": str(index), "QABOT_CACHE_DIR": str(cache), "QABOT_LOG_LEVEL": "DEBUG",
+                "PYTHONUNBUFFERED": "1"})
     return env
 
 
-def test_qabot_bot_with_a_rejected_token_says_so_without_showing_it(api, hash_index, tmp_path):
+@pytest.mark.model
+def test_qabot_bot_with_a_rejected_token_says_so_without_showing_it(api, sample_index, model_cache_dir, tmp_path):
     wrong = "987654321:AAWrongTokenNobodyShouldSee"
-    done = subprocess.run([sys.executable, "-m", "qabot", "bot"], cwd=tmp_path, env=bot_env(api, hash_index, wrong),
+    done = subprocess.run([sys.executable, "-m", "qabot", "bot"], cwd=tmp_path,
+                          env=bot_env(api, sample_index, model_cache_dir, wrong),
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "error: Telegram rejected TELEGRAM_BOT_TOKEN" in done.stderr
     assert wrong not in done.stderr + done.stdout
 
 
-def test_qabot_bot_logs_ready_answers_and_stops_on_sigterm_without_leaking_the_token(api, hash_index, tmp_path):
-    env = bot_env(api, hash_index)
+@pytest.mark.model
+def test_qabot_bot_logs_ready_answers_and_stops_on_sigterm_without_leaking_the_token(api, sample_index, model_cache_dir,
+                                                                                      tmp_path):
+    env = bot_env(api, sample_index, model_cache_dir)
     log_file = tmp_path / "bot.log"
     with log_file.open("wb") as out:  # a file, not a pipe: a full pipe would block the bot
         bot = subprocess.Popen([sys.executable, "-m", "qabot", "bot"], cwd=tmp_path, env=env, stdout=out, stderr=out)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while "ready:" not in log_file.read_text(errors="replace") and bot.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert "ready: 1 articles, 5 chunks (2025-08-15 – 2025-08-15), model hash-test" in log_file.read_text()
+            assert re.search(r"ready: 1 articles, \d+ chunks \(2025-08-15 – 2025-08-15\), model multilingual-e5-small",
+                             log_file.read_text())
             api.push_message("Wann landet Putin in Alaska?", user_id=ALICE)
             while not api.replies(ALICE) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -1,9 +1,18 @@
-"""Plain-text rendering of answers and the conversation turn."""
+"""Plain-text rendering of answers, and the terminal chat's follow-ups (the bot's, shared)."""
 
 from __future__ import annotations
 
-from qabot.frontends.chat import NOT_FOUND, Conversation, citation, render_answer, snippet
+import os
+
+import pytest
+from click.testing import CliRunner
+
 from qabot.documents import Answer, Passage
+from qabot.frontends.chat import NOT_FOUND, Conversation, citation, render_answer, snippet
+from qabot.frontends.cli import cli
+
+LANDING = "Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit (21.00 Uhr MESZ) mit dem Flugzeug in Alaska ankommen."
+TRUMP = "Putin und Trump treffen sich später am Freitag im US-Staat Alaska."
 
 
 def _passage(text: str = "Eins zwei drei. Putin landet um 11.00 Uhr.", **kw) -> Passage:
@@ -40,7 +49,7 @@ def test_render_not_found_says_so_plainly():
 
 
 class _Retriever:
-    def ask(self, text: str) -> Answer:
+    def ask(self, text: str, *, k: int | None = None) -> Answer:
         from qabot.errors import QuestionError
 
         if not text.strip():
@@ -48,9 +57,29 @@ class _Retriever:
         return Answer(question=text, sentence="s", passages=(_passage(),), passage_index=0)
 
 
-def test_conversation_turns_remember_the_last_and_explain_errors():
+def test_conversation_turns_remember_the_previous_question_and_explain_errors():
     conversation = Conversation(_Retriever())  # type: ignore[arg-type]
-    turn = conversation.ask("Wann?")
-    assert turn.answer is not None and conversation.last is turn
+    turn = conversation.ask("Wann landet Putin in Alaska?")
+    assert turn.answer is not None and conversation.previous() == "Wann landet Putin in Alaska?"
     bad = conversation.ask("  ")
-    assert bad.answer is None and "empty" in bad.message and conversation.last is turn
+    assert bad.answer is None and bad.message is not None and "empty" in bad.message
+    assert conversation.ask("und wann spricht Trump?").asked == "wann spricht Trump? Alaska"
+
+
+@pytest.mark.model
+def test_the_terminal_chat_expands_followups_like_the_bot(sample_index, model_cache_dir, tmp_path, monkeypatch):
+    """The chat asked follow-ups as typed: "Where does he land?" got a sentence about Trump's flight."""
+    monkeypatch.chdir(tmp_path)  # no .env from the working tree
+    for key in list(os.environ):
+        if key.startswith("QABOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("QABOT_INDEX", str(sample_index))
+    monkeypatch.setenv("QABOT_CACHE_DIR", str(model_cache_dir))
+    lines = "When does Putin land in Alaska?\nWhere does he land?\nand when does Trump arrive?\n"
+    result = CliRunner().invoke(cli, ["chat"], input=lines, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    turns = result.output.strip().split("\n\n? ")
+    firsts = [turn.split("\n")[1] for turn in turns]  # the answer's first line (wrapped at 100)
+    assert len(turns) == 3, result.output
+    assert firsts[0].startswith(LANDING[:80]) and firsts[1].startswith(LANDING[:80]), result.output  # "he" is Putin
+    assert firsts[2].startswith(TRUMP), result.output

@@ -1,4 +1,4 @@
-"""The bot's pure text functions: HTML rendering, splitting, languages, follow-ups."""
+"""The bot's pure text functions: its texts, HTML rendering, splitting, addressing (follow-ups: test_conversation.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from qabot.documents import Answer, Passage
 from qabot.frontends.telegram_format import (
     TEXTS,
     addressed_question,
-    content_words,
-    detect_language,
-    expand_followup,
-    is_followup,
+    ask_me,
     plain_text,
     render_answer,
     render_passages,
@@ -22,6 +19,7 @@ from qabot.frontends.telegram_format import (
     utf16_len,
     welcome,
 )
+from qabot.lexicon import detect_language
 from tests.fake_bot_api import check_html
 
 LANDING = "Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit (21.00 Uhr MESZ) mit dem Flugzeug in Alaska ankommen."
@@ -91,6 +89,20 @@ def test_welcome_names_the_archive_size_and_dates_in_both_languages():
     assert "1 article (2025-08-15 – 2025-08-15)" in welcome("en", stats, username="qabot_bot")
     assert "@qabot_bot" in welcome("en", stats, username="qabot_bot")
     assert "mit 12 Artikeln" in welcome("de", {**stats, "articles": 12}, username="b")
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_the_examples_come_from_the_archive_not_from_the_sample(lang):
+    """They used to quote "When does Putin land in Alaska?" whatever archive was loaded."""
+    stats = {"articles": 2, "first_date": "2024-01-02", "last_date": "2024-03-04"}
+    title = "Hochwasser in <Passau> & Regensburg"
+    text = welcome(lang, stats, username="b", newest_title=title)
+    assert "<i>Hochwasser in &lt;Passau&gt; &amp; Regensburg</i>" in text and check_html(text)[0] == []
+    assert ask_me(lang, title).endswith("/ask Hochwasser in &lt;Passau&gt; &amp; Regensburg")
+    for shown in (text, ask_me(lang, title), welcome(lang, {"articles": 0}, username="b"), ask_me(lang)):
+        assert "Putin" not in shown and "Trump" not in shown and "Alaska" not in shown
+    assert TEXTS[lang]["neutral_question"] in welcome(lang, {"articles": 0}, username="b")  # an empty archive
+    assert ask_me(lang).endswith(TEXTS[lang]["neutral_question"])
 
 
 def test_every_text_exists_in_both_languages_and_is_valid_html():
@@ -182,31 +194,6 @@ def test_private_messages_are_always_questions_groups_need_a_mention_or_a_reply(
     assert addressed_question("@QA_bot wann landet Putin?", bot_username="qa_bot", private=False) == "wann landet Putin?"
     assert addressed_question("@qa_bot2 hi", bot_username="qa_bot", private=False) is None
     assert addressed_question("und Trump?", bot_username="qa_bot", private=False, reply_to_bot=True) == "und Trump?"
-
-
-def test_followups_are_recognised():
-    assert is_followup("and when does Trump arrive?")
-    assert is_followup("Und wann kommt Trump an?")
-    assert is_followup("Where does he land?")
-    assert not is_followup("When does Putin land in Alaska?")
-    assert not is_followup("Andrew asked when the summit begins?")  # "and" must be a word
-
-
-def test_a_followup_borrows_the_previous_questions_content_words():
-    previous = "When does Putin land in Alaska?"
-    assert content_words(previous) == ["Putin", "Alaska"]
-    assert expand_followup("and when does Trump arrive?", previous) == "when does Trump arrive? Putin Alaska"
-    assert expand_followup("Und wo legte er Blumen nieder?", "Wann landet Putin in Alaska?") == "wo legte er Blumen nieder? Putin Alaska"
-    assert expand_followup("Where does he land?", previous) == "Where does he land? Putin Alaska"
-    assert expand_followup("When does the summit begin?", previous) == "When does the summit begin?"
-
-
-def test_a_followup_that_names_its_own_subject_only_loses_its_and():
-    previous = "When does Putin land in Alaska?"
-    assert expand_followup("and when does the summit in Anchorage begin?", previous) == "when does the summit in Anchorage begin?"
-    assert expand_followup("Und wann beginnt das Treffen in Anchorage?", previous) == "wann beginnt das Treffen in Anchorage?"
-    assert expand_followup("and when does Trump arrive?", None) == "and when does Trump arrive?"
-    assert expand_followup("and Putin in Alaska?", previous) == "Putin in Alaska?"
 
 
 def test_citation_counts_collapsed_duplicates():

@@ -1,13 +1,15 @@
 """The Telegram bot: thin async handlers around the Retriever, wired in :func:`build_application`.
 
 A question travels: update -> access check -> length check -> rate limit -> follow-up
-expansion -> ``Retriever.ask`` in a worker thread (never on the event loop) -> HTML reply
-(qabot/telegram_format.py) with "Sources"/"More" buttons whose results wait server-side
-under short ids (qabot/access.py). Bot API calls are retried on network errors, timeouts
-and 429s; anything else reaches the error handler, which logs it and tells the user.
+expansion (:class:`~qabot.answering.conversation.Conversation`, per user and chat) ->
+``Retriever.ask`` in a worker thread (never on the event loop) -> HTML reply
+(telegram_format.py) with "Sources"/"More" buttons whose results wait server-side under
+short ids (access.py). Bot API calls are retried on network errors, timeouts and 429s
+(telegram_api.py); anything else reaches the error handler, which logs it and tells the user.
 
-The index folder is watched: when ``manifest.json`` changes (a rebuild), the Retriever is
-reopened before the next question; the old one is closed once no question uses it.
+The index folder is watched (reloading.py): when ``manifest.json`` changes (a rebuild), the
+Retriever is reopened before the next question, with the model the manifest names; the old
+one is closed once no question uses it. A reopening that fails is retried with backoff.
 """
 
 from __future__ import annotations
@@ -16,83 +18,45 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from telegram import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
-    Message,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import (
-    BadRequest,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    ExtBot,
-    MessageHandler,
-    filters,
-)
-from telegram.request import HTTPXRequest
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from qabot.frontends.access import AccessPolicy, RateLimiter, ResultStore, protect_logs
+from qabot.answering.conversation import Conversation
+from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Answer, Passage
-from qabot.errors import ConfigError, QabotError, QuestionError
-from qabot.frontends.reloading import RetrieverHolder
-from qabot.answering.retriever import Retriever
+from qabot.errors import ConfigError, QabotError
+from qabot.frontends.access import AccessPolicy, RateLimiter, ResultStore, protect_logs
+from qabot.frontends.reloading import IndexOpener, RetrieverHolder
+from qabot.frontends.telegram_api import call_api, make_bot, send, show_typing
 from qabot.frontends.telegram_format import (
     addressed_question,
-    detect_language,
-    expand_followup,
-    plain_text,
+    ask_me,
     render_answer,
     render_passages,
-    split_message,
     t,
     welcome,
 )
+from qabot.lexicon import detect_language
+
+__all__ = ["BotState", "RetrieverHolder", "Shown", "build_application", "newest_title", "run_bot"]
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
-ATTEMPTS = 4  # per Bot API call: the first try and three retries
-BACKOFF = 0.5  # seconds before the first retry; doubles each time
-MAX_RETRY_AFTER = 30.0  # a longer 429 wait is capped: the user would rather get an error
-FOLLOWUP_SECONDS = 900.0  # a follow-up leans on a previous question at most this old
-TYPING_EVERY = 4.5  # Telegram shows "typing…" for about 5 s
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll waits for news
-
-
-class QuietBot(ExtBot[None]):
-    """PTB's bot, whose repr (and so the Application's) names the bot id, not the token."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}[id={self.token.split(':', 1)[0]}]"
 
 
 @dataclass(frozen=True)
 class Shown:
     """What a reply showed, kept under a short id for its buttons."""
 
-    question: str
+    question: str  # as asked (a follow-up made whole): "More" searches for it again
     lang: str
     answer: Answer
     passages: tuple[Passage, ...]  # the ones in this message, numbered from ``first``
@@ -109,74 +73,44 @@ class BotState:
     access: AccessPolicy
     limiter: RateLimiter
     results: ResultStore[Shown]
+    conversation: Conversation = field(default_factory=Conversation)
+    _title: tuple[object, str | None] | None = field(default=None, init=False, repr=False)  # (retriever, title)
+
+    async def newest_title(self) -> str | None:
+        """The current index's newest article title (looked up once per reopened index)."""
+        async with self.retrievers.use() as retriever:
+            if self._title is None or self._title[0] is not retriever:
+                self._title = (retriever, await asyncio.to_thread(newest_title, retriever))
+            return self._title[1]
+
+    async def refusal(self, question: str, user_id: int, lang: str) -> str | None:
+        """Why ``question`` is not asked (empty, too long, asking too fast), or None to ask it."""
+        if not question:
+            return ask_me(lang, await self.newest_title())
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            return t(lang, "too_long", length=len(question), limit=limit)
+        wait = self.limiter.try_acquire(user_id)
+        return t(lang, "slow_down", seconds=math.ceil(wait)) if wait > 0 else None
+
+    def log_question(self, user_id: int, chat_id: int, question: str) -> None:
+        if self.settings.log_messages:
+            log.info("question from user %s in chat %s: %r", user_id, chat_id, question)
+        else:
+            log.info("question from user %s in chat %s (%d characters)", user_id, chat_id, len(question))
+
+
+def newest_title(retriever: Any) -> str | None:
+    """The title of the newest article in ``retriever``'s index; None when it has none.
+
+    The welcome text quotes it as an example of what the archive holds.
+    """
+    title = retriever.stats().get("newest_title")
+    return str(title) if title else None
 
 
 def _state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
     return context.bot_data["qabot"]
-
-
-# -- Bot API calls: retries, splitting, plain-text fallback --------------------------------------
-
-
-async def call_api(func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-    """Await ``func(*args, **kwargs)``, retrying timeouts, network errors and 429s with backoff."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return await func(*args, **kwargs)
-        except BadRequest:  # a NetworkError subclass, but retrying cannot fix the request
-            raise
-        except RetryAfter as exc:
-            with warnings.catch_warnings():  # PTB 22 warns that retry_after will become a timedelta
-                warnings.simplefilter("ignore")
-                wait = exc.retry_after
-            delay = min(wait.total_seconds() if isinstance(wait, timedelta) else float(wait), MAX_RETRY_AFTER)
-            error: TelegramError = exc
-        except NetworkError as exc:  # TimedOut included
-            delay, error = BACKOFF * 2**attempt, exc
-        if attempt == ATTEMPTS - 1:
-            raise error
-        log.warning("Bot API %s failed (%s); retry %d in %.1f s", getattr(func, "__name__", "call"), error, attempt + 1, delay)
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, html: str, *,
-               keyboard: InlineKeyboardMarkup | None = None, quote: Message | None = None) -> None:
-    """Send ``html`` in parts of at most 4096 characters; plain text when Telegram rejects the HTML."""
-    parts = split_message(html)
-    for index, part in enumerate(parts):
-        options: dict[str, Any] = {
-            "reply_markup": keyboard if index == len(parts) - 1 else None,
-            "reply_parameters": ReplyParameters(quote.message_id, allow_sending_without_reply=True)
-            if quote is not None and index == 0 else None,
-            "link_preview_options": LinkPreviewOptions(is_disabled=True),
-        }
-        try:
-            await call_api(context.bot.send_message, chat_id, part, parse_mode=ParseMode.HTML, **options)
-        except BadRequest as exc:
-            if "can't parse entities" not in str(exc).lower():
-                raise
-            log.warning("Telegram rejected the HTML (%s); sending plain text", exc)
-            await call_api(context.bot.send_message, chat_id, plain_text(part), **options)
-
-
-@contextlib.asynccontextmanager
-async def show_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" until the block ends; a failed chat action never fails the answer."""
-
-    async def keep_typing() -> None:
-        while True:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-            await asyncio.sleep(TYPING_EVERY)
-
-    task = asyncio.create_task(keep_typing())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 # -- the handlers -----------------------------------------------------------------------------
@@ -184,13 +118,14 @@ async def show_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> Async
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help: what the archive holds and how to ask, in the user's language."""
-    user, chat = update.effective_user, update.effective_chat
+    user, chat, state = update.effective_user, update.effective_chat, _state(context)
     lang = detect_language(user.language_code if user else None)
     if chat is None or not await _admitted(update, context, lang):
         return
-    async with _state(context).retrievers.use() as retriever:
+    async with state.retrievers.use() as retriever:
         stats = await asyncio.to_thread(retriever.stats)
-    await send(context, chat.id, welcome(lang, stats, username=context.bot.username))
+    text = welcome(lang, stats, username=context.bot.username, newest_title=await state.newest_title())
+    await send(context, chat.id, text)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -256,43 +191,24 @@ async def _admitted(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: st
 
 
 async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
-    """Check, limit, expand a follow-up, retrieve in a worker thread, reply with buttons."""
-    state, user, chat, message = _state(context), update.effective_user, update.effective_chat, update.effective_message
+    """Check, limit, ask (a follow-up made whole) in a worker thread, reply with buttons."""
+    state, user, chat = _state(context), update.effective_user, update.effective_chat
     if user is None or chat is None:
         return
     lang = detect_language(user.language_code, question)
     if not await _admitted(update, context, lang):
         return
-    quote = message if chat.type != ChatType.PRIVATE else None
-    if state.settings.log_messages:
-        log.info("question from user %s in chat %s: %r", user.id, chat.id, question)
-    else:
-        log.info("question from user %s in chat %s (%d characters)", user.id, chat.id, len(question))
-    if not question:
-        return await send(context, chat.id, t(lang, "empty"), quote=quote)
-    if len(question) > state.settings.max_question_chars:
-        return await send(context, chat.id, t(lang, "too_long", length=len(question),
-                                              limit=state.settings.max_question_chars), quote=quote)
-    wait = state.limiter.try_acquire(user.id)
-    if wait > 0:
-        return await send(context, chat.id, t(lang, "slow_down", seconds=math.ceil(wait)), quote=quote)
-    asked = expand_followup(question, _previous(context))
+    quote = update.effective_message if chat.type != ChatType.PRIVATE else None
+    state.log_question(user.id, chat.id, question)
+    if (refusal := await state.refusal(question, user.id, lang)) is not None:
+        return await send(context, chat.id, refusal, quote=quote)
     async with show_typing(context, chat.id), state.retrievers.use() as retriever:
-        try:
-            answer = await asyncio.to_thread(retriever.ask, asked, k=state.settings.top_k)
-        except QuestionError as exc:
-            return await send(context, chat.id, t(lang, "bad_question", reason=exc), quote=quote)
-    if context.chat_data is not None:
-        context.chat_data["previous"] = (asked, time.monotonic())
-    key = state.results.put(Shown(asked, lang, answer, answer.passages, 1, len(answer.passages)))
-    await send(context, chat.id, render_answer(answer, lang), keyboard=_buttons(lang, key), quote=quote)
-
-
-def _previous(context: ContextTypes.DEFAULT_TYPE) -> str | None:
-    previous = (context.chat_data or {}).get("previous")
-    if previous is None or time.monotonic() - previous[1] > FOLLOWUP_SECONDS:
-        return None
-    return previous[0]
+        turn = await asyncio.to_thread(state.conversation.ask, question, chat=(chat.id, user.id),
+                                       retriever=retriever, k=state.settings.top_k)
+    if turn.answer is None:
+        return await send(context, chat.id, t(lang, "bad_question", reason=turn.message), quote=quote)
+    key = state.results.put(Shown(turn.asked, lang, turn.answer, turn.answer.passages, 1, len(turn.answer.passages)))
+    await send(context, chat.id, render_answer(turn.answer, lang), keyboard=_buttons(lang, key), quote=quote)
 
 
 def _buttons(lang: str, key: str) -> InlineKeyboardMarkup:
@@ -330,24 +246,16 @@ def build_application(settings: Settings, retriever: Retriever, *, index_dir: Pa
                       timeout: float = 10.0) -> Application:
     """The bot's Application: handlers wired, Bot API timeouts set, talking to settings' API URL.
 
-    With ``index_dir``, a rebuilt index there is reopened between questions (the caller
-    still owns and closes ``retriever``). ``timeout`` bounds each Bot API call (a long poll
-    gets its own poll timeout on top).
+    With ``index_dir``, a rebuilt index there is reopened between questions, with the model
+    its manifest names (the caller still owns and closes ``retriever``). ``timeout`` bounds
+    each Bot API call (a long poll gets its own poll timeout on top).
     """
-    requests = {"connect_timeout": min(timeout, 5.0), "read_timeout": timeout, "write_timeout": timeout,
-                "pool_timeout": timeout}
-    base = (settings.telegram_api_url or "https://api.telegram.org/bot").rstrip("/")
-    bot = QuietBot(
-        _token(settings), base_url=base,
-        base_file_url=base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file",
-        request=HTTPXRequest(connection_pool_size=64, **requests),  # answers to many chats at once
-        get_updates_request=HTTPXRequest(connection_pool_size=1, **requests),  # PTB adds the poll time
-    )
+    bot = make_bot(_token(settings), settings.telegram_api_url, timeout=timeout)
     application = (
         Application.builder().bot(bot).concurrent_updates(True)
         .post_init(_post_init).post_shutdown(_post_shutdown).build()
     )
-    opener = (lambda folder: Retriever.open(folder, settings=settings, embedder=retriever.embedder)) if index_dir else None
+    opener = IndexOpener(settings, retriever.embedder) if index_dir else None
     application.bot_data["qabot"] = BotState(
         settings=settings,
         retrievers=RetrieverHolder(retriever, index_dir=index_dir, opener=opener),

@@ -1,17 +1,18 @@
-"""One conversation turn and its plain-text rendering, shared by `qabot ask` and `qabot chat`.
+"""Answers as plain text, shared by `qabot ask`, `qabot search` and `qabot chat`.
 
-The terminal chat and the Telegram bot give the same answers: both go through
-:class:`Conversation`; only the rendering differs (plain text here, HTML in the bot).
+The terminal chat and the Telegram bot give the same answers, follow-ups included: both go
+through :class:`~qabot.answering.conversation.Conversation` (re-exported here for the chat);
+only the rendering differs (plain text here, HTML in the bot).
 """
 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
 
+from qabot.answering.conversation import Conversation, Turn
 from qabot.documents import Answer, Passage
-from qabot.errors import QuestionError
-from qabot.answering.retriever import Retriever
+
+__all__ = ["NOT_FOUND", "Conversation", "Turn", "citation", "render_answer", "snippet"]
 
 NOT_FOUND = "I found nothing in the archive that answers this."
 SNIPPET_CHARS = 220
@@ -66,28 +67,3 @@ def render_answer(answer: Answer, *, width: int = 100) -> str:
     for note in answer.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
-
-
-@dataclass
-class Turn:
-    """What one question produced: the answer, or a message for the user when it failed kindly."""
-
-    question: str
-    answer: Answer | None
-    message: str | None = None
-
-
-class Conversation:
-    """A chat with one user: asks the retriever and remembers the last turn."""
-
-    def __init__(self, retriever: Retriever) -> None:
-        self.retriever = retriever
-        self.last: Turn | None = None
-
-    def ask(self, text: str) -> Turn:
-        try:
-            answer = self.retriever.ask(text)
-        except QuestionError as exc:
-            return Turn(question=text, answer=None, message=str(exc))
-        self.last = Turn(question=answer.question, answer=answer)
-        return self.last

@@ -1,13 +1,15 @@
-"""Telegram-side text, all pure: HTML rendering, message splitting, languages, follow-ups.
+"""Telegram-side text, all pure: the bot's texts, HTML rendering, message splitting, addressing.
 
 ``render_answer``      an Answer as Telegram HTML: the sentence in bold, then numbered sources
 ``render_passages``    passages in full (the "Sources" button) or as a list (the "More" button)
 ``split_message``      HTML cut into parts of at most 4096 characters, never inside a tag or
                        an entity; tags open at a cut are closed and reopened in the next part
 ``plain_text``         the HTML as plain text, for when Telegram rejects the formatting
-``detect_language``    "de" or "en" from the question's words or Telegram's language_code
+``welcome``            the /start and /help text: the archive's size, dates and newest headline
 ``addressed_question`` the question in a message, or None when it is not for the bot
-``expand_followup``    "and when does Trump arrive?" plus the previous question's content words
+
+Follow-up questions are not Telegram's business: see :mod:`qabot.answering.conversation`.
+The reply language comes from :func:`qabot.lexicon.detect_language`.
 
 Everything from the archive or the user goes through :func:`html.escape`; Telegram's
 HTML mode knows only a few tags (b, i, a, ...), and ``<`` or ``&`` in text must be escaped.
@@ -19,9 +21,8 @@ import html
 import re
 from collections.abc import Sequence
 
-from qabot.frontends.chat import snippet
 from qabot.documents import Answer, Passage
-from qabot.lexicon import ENGLISH, GERMAN, WORD, detect_language  # noqa: F401 - detect_language is part of this module's API (the bot uses it)
+from qabot.frontends.chat import snippet
 
 MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 
@@ -29,9 +30,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "welcome": (
             "Hi! I answer questions about a news archive of {articles} ({first} – {last}).\n\n"
-            "Ask in English or German, e.g. <i>When does Putin land in Alaska?</i> I reply with the "
-            "sentence that answers it and the articles I found it in. Follow-up questions "
-            "(<i>and when does Trump arrive?</i>) build on your last one.\n\n"
+            "Ask in English or German, {example}. I reply with the sentence that answers it and the "
+            "articles I found it in. Follow-up questions (<i>and why?</i>, <i>and where?</i>) build "
+            "on your last one.\n\n"
             "In groups, mention me ({mention}) or write /ask and your question.\n/help shows this again."
         ),
         "not_found": "I found nothing in the archive that answers this.",
@@ -46,7 +47,10 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "slow_down": "You are asking faster than I can answer. Please wait {seconds} s and ask again.",
         "too_long": "Your question is too long ({length} characters; at most {limit}). Please shorten it.",
-        "empty": "Ask me a question, e.g. /ask When does Putin land in Alaska?",
+        "example_title": "e.g. about the newest article, <i>{title}</i>",
+        "example_none": "e.g. <i>{question}</i>",
+        "neutral_question": "What happened last week?",
+        "empty": "Ask me a question, e.g. /ask {question}",
         "bad_question": "I cannot answer that: {reason}",
         "error": "Sorry, something went wrong on my side. Please try again in a moment.",
         "expired": "These results have expired. Please ask the question again.",
@@ -56,9 +60,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "de": {
         "welcome": (
             "Hallo! Ich beantworte Fragen zu einem Nachrichtenarchiv mit {articles} ({first} – {last}).\n\n"
-            "Frag auf Deutsch oder Englisch, z. B. <i>Wann landet Putin in Alaska?</i> Ich antworte mit dem "
-            "Satz, der die Frage beantwortet, und den Artikeln, in denen er steht. Anschlussfragen "
-            "(<i>und wann kommt Trump an?</i>) beziehen sich auf deine letzte Frage.\n\n"
+            "Frag auf Deutsch oder Englisch, {example}. Ich antworte mit dem Satz, der die Frage "
+            "beantwortet, und den Artikeln, in denen er steht. Anschlussfragen (<i>und warum?</i>, "
+            "<i>und wo?</i>) beziehen sich auf deine letzte Frage.\n\n"
             "In Gruppen erwähne mich ({mention}) oder schreib /ask und deine Frage.\n/help zeigt diese Hilfe."
         ),
         "not_found": "Dazu habe ich im Archiv nichts gefunden.",
@@ -73,7 +77,10 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "slow_down": "Du fragst schneller, als ich antworten kann. Bitte warte {seconds} s und frag dann noch einmal.",
         "too_long": "Deine Frage ist zu lang ({length} Zeichen; höchstens {limit}). Bitte kürze sie.",
-        "empty": "Stell mir eine Frage, z. B. /ask Wann landet Putin in Alaska?",
+        "example_title": "z. B. zum neuesten Artikel, <i>{title}</i>",
+        "example_none": "z. B. <i>{question}</i>",
+        "neutral_question": "Was ist letzte Woche passiert?",
+        "empty": "Stell mir eine Frage, z. B. /ask {question}",
         "bad_question": "Das kann ich nicht beantworten: {reason}",
         "error": "Entschuldige, bei mir ist etwas schiefgegangen. Bitte versuch es gleich noch einmal.",
         "expired": "Diese Ergebnisse sind abgelaufen. Bitte stell die Frage noch einmal.",
@@ -83,21 +90,33 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+class Html(str):
+    """Markup already escaped: :func:`t` puts it in as it is."""
+
+
 def t(lang: str, key: str, **values: object) -> str:
     """The ``key`` text in ``lang`` (English when unknown), filled with escaped ``values``."""
     template = TEXTS.get(lang, TEXTS["en"])[key]
-    return template.format(**{k: html.escape(str(v)) for k, v in values.items()})
+    return template.format(**{k: v if isinstance(v, Html) else html.escape(str(v)) for k, v in values.items()})
 
 
-def welcome(lang: str, stats: dict[str, object], *, username: str | None) -> str:
-    """The /start and /help text: the archive's size and dates (from ``Retriever.stats()``)."""
+def welcome(lang: str, stats: dict[str, object], *, username: str | None, newest_title: str | None = None) -> str:
+    """The /start and /help text: the archive's size and dates (from ``Retriever.stats()``)
+    and, as an example, its newest article's title (a neutral question when there is none)."""
     n = int(stats.get("articles") or 0)  # type: ignore[call-overload]
     if lang == "de":
         articles = f"{n} Artikel" if n == 1 else f"{n} Artikeln"
     else:
         articles = f"{n} article" if n == 1 else f"{n} articles"
+    example = (t(lang, "example_title", title=newest_title) if newest_title
+               else t(lang, "example_none", question=t(lang, "neutral_question")))
     return t(lang, "welcome", articles=articles, first=stats.get("first_date") or "?",
-             last=stats.get("last_date") or "?", mention=f"@{username}" if username else "@bot")
+             last=stats.get("last_date") or "?", mention=f"@{username}" if username else "@bot", example=Html(example))
+
+
+def ask_me(lang: str, newest_title: str | None = None) -> str:
+    """The reply to an empty question: how to ask, with the newest title (or a neutral question) as the example."""
+    return t(lang, "empty", question=newest_title or TEXTS.get(lang, TEXTS["en"])["neutral_question"])
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -255,20 +274,7 @@ def split_message(markup: str, limit: int = MAX_MESSAGE) -> list[str]:
     return parts
 
 
-# -- languages, addressing, follow-ups -------------------------------------------------------
-
-_WORD = WORD
-_GERMAN = GERMAN
-_ENGLISH = ENGLISH
-_FOLLOWUP_START = re.compile(r"^\s*(and|und|also|what about|how about|und was ist mit|was ist mit)\b[\s,]*", re.IGNORECASE)
-_PRONOUNS = frozenset({
-    "he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "there", "then", "that",
-    "those", "er", "sie", "es", "ihn", "ihm", "ihr", "ihnen", "dort", "da", "dann", "dessen", "deren"
-})
-_QUESTION_WORDS = frozenset({
-    "when", "who", "how", "where", "why", "which", "what", "whom", "wann", "wer", "wie", "wo", "warum",
-    "wieso", "welche", "welcher", "welches", "was", "woher", "wohin", "wieviel", "viele"
-})
+# -- addressing ---------------------------------------------------------------------------
 
 
 def addressed_question(text: str, *, bot_username: str, private: bool, reply_to_bot: bool = False) -> str | None:
@@ -283,42 +289,3 @@ def addressed_question(text: str, *, bot_username: str, private: bool, reply_to_
     if mention is not None and mention.search(text):
         return " ".join(mention.sub(" ", text).split())
     return text.strip() if reply_to_bot else None
-
-
-def is_followup(question: str) -> bool:
-    """True for "and when ...?"/"und wann ...?", or a short question that leans on a pronoun."""
-    if _FOLLOWUP_START.match(question):
-        return True
-    words = [w.lower() for w in _WORD.findall(question)]
-    return 0 < len(words) <= 6 and any(w in _PRONOUNS for w in words)
-
-
-def content_words(text: str) -> list[str]:
-    """The words that carry meaning (names, nouns, verbs), in order, without repeats."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for word in _WORD.findall(text):
-        low = word.lower()
-        if len(word) < 3 or low in _GERMAN or low in _ENGLISH or low in _PRONOUNS or low in _QUESTION_WORDS or low in seen:
-            continue
-        seen.add(low)
-        out.append(word)
-    return out
-
-
-def expand_followup(question: str, previous: str | None, *, max_words: int = 6) -> str:
-    """``question`` with the previous question's content words added when it leans on it.
-
-    "and when does Trump arrive?" after "When does Putin land in Alaska?" becomes
-    "when does Trump arrive? Putin Alaska": the embedder then knows where. A follow-up that
-    names its own subject ("and when does the summit in Anchorage begin?") only loses its
-    "and": the borrowed words would pull the answer back to the previous question.
-    """
-    if not previous or not is_followup(question):
-        return question
-    stripped = _FOLLOWUP_START.sub("", question, count=1).strip() or question
-    words = {w.lower() for w in _WORD.findall(stripped)}
-    if not (words & _PRONOUNS) and len(content_words(stripped)) >= 2:
-        return stripped
-    extra = [w for w in content_words(previous) if w.lower() not in words][:max_words]
-    return f"{stripped} {' '.join(extra)}" if extra else stripped
