@@ -4,15 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install model sample run test clean
+# torch is installed first, pinned to its CPU build from PyTorch's CPU index: an unpinned torch
+# from PyPI would pull GBs of CUDA. With a GPU, override both, e.g.
+#   make install TORCH=torch==2.13.0 TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# (where the index cannot be reached, pip still finds the wheel through its own configuration).
+TORCH       ?= torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: install model sample run lint test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first, pinned: 2.13.0 is the local CPU build; an unpinned torch would pull GBs of CUDA.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Reinstalls when pyproject.toml or the Makefile (the torch pin) changes.
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet "$(TORCH)" --extra-index-url "$(TORCH_INDEX)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
@@ -29,8 +36,14 @@ sample: model
 run: sample
 	@$(BIN)/qabot run
 
-test: model
+lint: install
+	$(BIN)/ruff check qabot tests scripts
+
+test: lint model
 	$(BIN)/python -m pytest
 
+# Removes only what the Makefile and the tools it runs made. Never an index (index/ holds
+# your indexes) and never the model cache (~/.cache/qabot): delete those by hand.
 clean:
-	rm -rf $(VENV) index/default
+	rm -rf $(VENV) build dist qabot.egg-info .pytest_cache .ruff_cache
+	find qabot tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -6,16 +6,24 @@ arguments. Tests build settings with :meth:`Settings.from_env` and a dict.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qabot.errors import ConfigError
 
 DEFAULT_INDEX_DIR = Path("index") / "default"
 DEFAULT_MODEL = "multilingual-e5-small"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PRECISIONS = ("auto", "fp32", "bf16")
+MAX_TOP_K = 100
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+_BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
 
 class Secret:
@@ -80,22 +88,19 @@ class Settings:
     log_messages: bool = field(default=False, metadata={"env": "QABOT_LOG_MESSAGES"})
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"QABOT_PRECISION must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.chunk_tokens < 16:
-            raise ConfigError(f"QABOT_CHUNK_TOKENS must be at least 16, got {self.chunk_tokens}")
-        if self.chunk_overlap < 0:
-            raise ConfigError(f"QABOT_CHUNK_OVERLAP must be 0 or more, got {self.chunk_overlap}")
-        if self.batch_size < 1:
-            raise ConfigError(f"QABOT_BATCH_SIZE must be at least 1, got {self.batch_size}")
-        if self.checkpoint_seconds < 0:
-            raise ConfigError(f"QABOT_CHECKPOINT_SECONDS must be 0 or more, got {self.checkpoint_seconds}")
-        if self.top_k < 1:
-            raise ConfigError(f"QABOT_TOP_K must be at least 1, got {self.top_k}")
-        if self.rate_per_minute <= 0 or self.rate_burst < 1:
-            raise ConfigError("QABOT_RATE_PER_MINUTE must be above 0 and QABOT_RATE_BURST at least 1")
-        if self.max_question_chars < 10:
-            raise ConfigError(f"QABOT_MAX_QUESTION_CHARS must be at least 10, got {self.max_question_chars}")
+        # Normalise spelling first (frozen: object.__setattr__), then check every field, so a bad
+        # value fails here, naming its variable, and never deep inside logging, torch or httpx.
+        given = {f.name: getattr(self, f.name) for f in fields(self)}  # as written, for the message
+        object.__setattr__(self, "log_level", str(self.log_level).strip().upper())
+        object.__setattr__(self, "device", str(self.device).strip().lower())
+        object.__setattr__(self, "precision", str(self.precision).strip().lower())
+        if isinstance(self.telegram_token, str):  # a plain string from Python code: hide it too
+            object.__setattr__(self, "telegram_token", Secret(self.telegram_token))
+        for f in fields(self):
+            problem = _problem(f.name, getattr(self, f.name))
+            if problem:
+                shown = "***" if f.name == "telegram_token" else repr(given[f.name])
+                raise ConfigError(f"{f.metadata['env']}={shown}: {problem}")
 
     @property
     def model_cache_dir(self) -> Path:
@@ -131,25 +136,37 @@ class Settings:
         return cls.from_env(os.environ, dotenv=Path(".env"), **overrides)
 
 
+_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"})
+_FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds"})
+_BOOLS = frozenset({"allow_all", "log_messages"})
+
+
 def _parse(name: str, env: str, raw: str) -> Any:
     """Turn one environment string into the field's type, or raise ConfigError naming the variable."""
     try:
         if name in {"index_dir", "cache_dir"}:
             return Path(raw).expanduser()
-        if name in {"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"}:
-            return int(raw)
-        if name in {"rate_per_minute", "min_score", "checkpoint_seconds"}:
-            return float(raw)
-        if name in {"allow_all", "log_messages"}:
+        if name in _INTS:
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError("expected a whole number") from None
+        if name in _FLOATS:
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError("expected a number") from None
+        if name in _BOOLS:
             if raw.lower() in {"1", "true", "yes", "on"}:
                 return True
             if raw.lower() in {"0", "false", "no", "off"}:
                 return False
             raise ValueError("expected true or false")
         if name in {"allowed_users", "allowed_chats"}:
-            return frozenset(int(part) for part in raw.replace(";", ",").split(",") if part.strip())
-        if name == "precision":
-            return raw.lower()
+            try:
+                return frozenset(int(part) for part in raw.replace(";", ",").split(",") if part.strip())
+            except ValueError:
+                raise ValueError("expected comma-separated numeric ids") from None
         if name == "telegram_token":
             return Secret(raw)
         if name in {"query_prompt", "passage_prompt"}:
@@ -159,3 +176,68 @@ def _parse(name: str, env: str, raw: str) -> Any:
         return raw
     except ValueError as exc:
         raise ConfigError(f"{env}={'***' if name == 'telegram_token' else raw!r}: {exc}") from None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _at_least(value: object, low: float, *, whole: bool = True) -> str | None:
+    if not (_is_int(value) if whole else _is_number(value)) or value < low:  # type: ignore[operator]
+        return f"must be {'a whole number' if whole else 'a number'} of at least {low:g}"
+    return None
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """What is wrong with one field's value, in a few words; None if nothing."""
+    if name in {"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"}:
+        low = {"chunk_tokens": 16, "chunk_overlap": 0, "max_question_chars": 10}.get(name, 1)
+        problem = _at_least(value, low)
+        if problem is None and name == "top_k" and value > MAX_TOP_K:
+            problem = f"must be at most {MAX_TOP_K}"
+        return problem
+    if name == "checkpoint_seconds":
+        return _at_least(value, 0, whole=False)
+    if name == "rate_per_minute":
+        ok = _is_number(value) and math.isfinite(value) and value > 0
+        return None if ok else "must be a number above 0"
+    if name == "min_score":
+        ok = value is None or (_is_number(value) and -1.0 <= value <= 1.0)
+        return None if ok else "must be between -1 and 1 (a cosine similarity)"
+    if name == "log_level":
+        return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+    if name == "device":
+        return None if _DEVICE.fullmatch(value) else "must be cpu, cuda, cuda:N or mps"
+    if name == "precision":
+        return None if value in PRECISIONS else "must be auto, fp32 or bf16"
+    if name == "model":
+        return None if isinstance(value, str) and value.strip() else "must name a model or a model folder"
+    if name in {"query_prompt", "passage_prompt"}:
+        if value is None:
+            return None
+        if not value.strip():
+            return "must not be blank (leave it unset for the model's default prompt)"
+        return "must be one line" if any(ord(c) < 32 for c in value) else None
+    if name == "telegram_api_url":
+        if value is None:
+            return None
+        url = urlsplit(value)
+        ok = url.scheme in {"http", "https"} and bool(url.hostname) and not url.query and not url.fragment
+        return None if ok else "must be an http(s) URL such as https://api.telegram.org/bot"
+    if name == "telegram_token":
+        secret = value.get() if isinstance(value, Secret) else None
+        if secret is None:
+            return "must be a Secret"
+        return None if not secret or _BOT_TOKEN.fullmatch(secret) else "does not look like a BotFather token (digits:letters)"
+    if name in {"allowed_users", "allowed_chats"}:
+        ok = isinstance(value, frozenset) and all(_is_int(v) for v in value)
+        return None if ok else "must be a set of numeric ids"
+    if name in {"allow_all", "log_messages"}:
+        return None if isinstance(value, bool) else "must be true or false"
+    if name in {"index_dir", "cache_dir"}:
+        return None if isinstance(value, Path) or (value is None and name == "cache_dir") else "must be a folder path"
+    return None

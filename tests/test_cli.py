@@ -15,14 +15,17 @@ from click.testing import CliRunner
 from qabot.frontends.cli import cli
 
 from .conftest import LANDING_SENTENCE
+from .tiny_model import build_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
     for name, command in group.commands.items():
-        found.append(prefix + (name,))
+        found.append((*prefix, name))
         if isinstance(command, click.Group):
-            found.extend(_commands(command, prefix + (name,)))
+            found.extend(_commands(command, (*prefix, name)))
     return found
 
 
@@ -43,16 +46,29 @@ def test_every_command_has_help(command):
     assert len(help_text) > 20
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny real sentence-transformers folder: the CLI loads it like any QABOT_MODEL folder."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-model")
+
+
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A clean working directory and environment using the tiny hash embedder."""
+def clean_env(tmp_path, monkeypatch):
+    """A clean working directory (no .env) and no QABOT_/TELEGRAM_ variables from the caller."""
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("QABOT_MODEL", "hash-test")
     monkeypatch.setenv("QABOT_INDEX", str(tmp_path / "ix"))
+    monkeypatch.setenv("QABOT_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture
+def env(clean_env, tiny_model, monkeypatch):
+    """``clean_env`` with the tiny real model as QABOT_MODEL."""
+    monkeypatch.setenv("QABOT_MODEL", str(tiny_model))
+    return clean_env
 
 
 def _run(*args: str, input: str | None = None):
@@ -119,10 +135,10 @@ def test_chat_reads_questions_from_stdin(env):
 def test_check_and_stats_json(env):
     _run("index", "--sample")
     check = _run("check", "--json")
-    assert check.exit_code == 0 and json.loads(check.output)["ok"] is True
+    assert check.exit_code == 0 and json.loads(check.output)["ok"] is True, check.output
     stats = json.loads(_run("stats", "--json").output)
     assert {"articles": 1, "vectors": stats["chunks"]}.items() <= stats.items()
-    assert stats["first_date"] == "2025-08-15" and stats["model"] == "hash-test"
+    assert stats["first_date"] == "2025-08-15" and stats["model"] == "tiny-model"
 
 
 def test_changing_the_model_of_an_index_is_refused(env, monkeypatch):
@@ -154,3 +170,71 @@ def test_ask_and_search_take_since_and_until(env):
     assert any("searched all dates" in note for note in outside["notes"])
     bad = CliRunner().invoke(cli, ["ask", "Putin", "--since", "15.08.2025"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+# -- a bad setting is one line and exit 1, from every command -----------------------------------------------
+
+# each command with arguments that get it as far as reading the settings
+SETTINGS_COMMANDS = [
+    ("index", "--sample"), ("ask", "anything"), ("search", "anything"), ("chat",), ("run",), ("bot",),
+    ("delete", "art-1"), ("check",), ("stats",), ("model", "install"),
+]
+
+
+def test_settings_commands_cover_every_command():
+    assert {c[0] for c in SETTINGS_COMMANDS} == {c[0] for c in ALL_COMMANDS if c[0] != "model"} | {"model"}
+    assert {c for c in ALL_COMMANDS if len(c) > 1} == {("model", "install")}
+
+
+def _one_error_line(result, starts: str) -> None:
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), f"not translated at the edge: {result.exception!r}"
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(starts), result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", SETTINGS_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("variable, value", [("QABOT_TOP_K", "abc"), ("QABOT_LOG_LEVEL", "loud"),
+                                             ("QABOT_DEVICE", "gpu"), ("QABOT_MIN_SCORE", "2")])
+def test_a_bad_setting_is_one_line_from_every_command(clean_env, monkeypatch, command, variable, value):
+    monkeypatch.setenv(variable, value)
+    _one_error_line(CliRunner().invoke(cli, list(command), input=""), f"error: {variable}")
+
+
+def test_make_run_with_a_bad_top_k_is_one_line(clean_env, monkeypatch):
+    """`make run` is `qabot run`: a typo in QABOT_TOP_K is one line, not a traceback."""
+    monkeypatch.setenv("QABOT_TOP_K", "abc")
+    result = CliRunner().invoke(cli, ["run"], input="")
+    _one_error_line(result, "error: QABOT_TOP_K='abc'")
+    assert "whole number" in result.output
+
+
+def test_a_bad_setting_in_dotenv_is_one_line(clean_env):
+    (clean_env / ".env").write_text("QABOT_LOG_LEVEL=loud\n")
+    _one_error_line(CliRunner().invoke(cli, ["stats"]), "error: QABOT_LOG_LEVEL='loud': must be one of DEBUG")
+
+
+def test_a_bad_log_level_option_is_a_usage_error(clean_env):
+    result = CliRunner().invoke(cli, ["--log-level", "loud", "stats"])
+    assert result.exit_code == 2 and "Invalid value for '--log-level'" in result.output
+    assert "Traceback" not in result.output
+    ok = CliRunner().invoke(cli, ["--log-level", "debug", "stats", "--help"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_python_m_qabot_run_with_a_bad_top_k_is_one_line(clean_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_") and k != "TELEGRAM_BOT_TOKEN"}
+    env.update({"QABOT_TOP_K": "abc", "QABOT_INDEX": str(clean_env / "ix"), "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run([sys.executable, "-m", "qabot", "run"], check=False, capture_output=True, text=True,
+                          env=env, cwd=clean_env, stdin=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == ["error: QABOT_TOP_K='abc': expected a whole number"], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_qabot_model_hash_test_is_refused(clean_env, monkeypatch):
+    """QABOT_MODEL=hash-test must not put the test fake behind a real index."""
+    monkeypatch.setenv("QABOT_MODEL", "hash-test")
+    _one_error_line(CliRunner().invoke(cli, ["index", "--sample"]), "error: 'hash-test' is the test fake")
+    assert not (clean_env / "ix").exists()

@@ -64,3 +64,66 @@ def test_overrides_win_and_none_is_ignored():
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+# One bad value for every setting that can have one; the message names the variable.
+BAD_VALUES = {
+    "QABOT_QUERY_PROMPT": "query:\tx", "QABOT_PASSAGE_PROMPT": "passage:\x01", "QABOT_DEVICE": "gpu",
+    "QABOT_PRECISION": "int8", "QABOT_CHUNK_TOKENS": "4", "QABOT_CHUNK_OVERLAP": "-1", "QABOT_BATCH_SIZE": "0",
+    "QABOT_CHECKPOINT_SECONDS": "nan", "QABOT_TOP_K": "abc", "QABOT_MIN_SCORE": "1.5", "QABOT_LOG_LEVEL": "loud",
+    "TELEGRAM_BOT_TOKEN": "not a token", "QABOT_TELEGRAM_API_URL": "ftp://example.org/bot",
+    "QABOT_ALLOWED_USERS": "alice", "QABOT_ALLOWED_CHATS": "-100,x", "QABOT_ALLOW_ALL": "maybe",
+    "QABOT_RATE_PER_MINUTE": "inf", "QABOT_RATE_BURST": "0", "QABOT_MAX_QUESTION_CHARS": "5",
+    "QABOT_LOG_MESSAGES": "perhaps",
+}
+# Any value of these is a valid path or model name (a blank one means the default).
+ANY_VALUE = {"QABOT_INDEX", "QABOT_CACHE_DIR", "QABOT_MODEL"}
+
+
+def test_every_setting_has_a_bad_value_case():
+    from dataclasses import fields
+
+    assert set(BAD_VALUES) | ANY_VALUE == {f.metadata["env"] for f in fields(Settings)}
+
+
+@pytest.mark.parametrize("variable", sorted(BAD_VALUES))
+def test_every_setting_is_validated(variable):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: BAD_VALUES[variable]})
+    message = str(info.value)
+    assert message.startswith(f"{variable}="), message
+    if variable == "TELEGRAM_BOT_TOKEN":
+        assert BAD_VALUES[variable] not in message
+
+
+@pytest.mark.parametrize("variable, value, good", [
+    ("QABOT_TOP_K", "0", False), ("QABOT_TOP_K", "100", True), ("QABOT_TOP_K", "101", False),
+    ("QABOT_MIN_SCORE", "-1", True), ("QABOT_MIN_SCORE", "1", True), ("QABOT_MIN_SCORE", "-1.01", False),
+    ("QABOT_MIN_SCORE", "nan", False), ("QABOT_CHECKPOINT_SECONDS", "0", True), ("QABOT_CHECKPOINT_SECONDS", "-1", False),
+    ("QABOT_DEVICE", "cuda", True), ("QABOT_DEVICE", "cuda:1", True), ("QABOT_DEVICE", "MPS", True),
+    ("QABOT_DEVICE", "cuda:x", False), ("QABOT_DEVICE", "tpu", False),
+    ("QABOT_TELEGRAM_API_URL", "http://127.0.0.1:8081/bot", True), ("QABOT_TELEGRAM_API_URL", "api.telegram.org", False),
+    ("QABOT_TELEGRAM_API_URL", "https:///bot", False), ("QABOT_RATE_PER_MINUTE", "0.5", True),
+    ("QABOT_RATE_PER_MINUTE", "0", False),
+])
+def test_limits(variable, value, good):
+    if good:
+        Settings.from_env({variable: value})
+    else:
+        with pytest.raises(ConfigError, match=variable):
+            Settings.from_env({variable: value})
+
+
+def test_log_level_and_device_are_case_insensitive():
+    s = Settings.from_env({"QABOT_LOG_LEVEL": "info", "QABOT_DEVICE": " CUDA:0 ", "QABOT_PRECISION": "BF16"})
+    assert (s.log_level, s.device, s.precision) == ("INFO", "cuda:0", "bf16")
+
+
+def test_settings_built_in_python_are_validated_too():
+    with pytest.raises(ConfigError, match="QABOT_QUERY_PROMPT"):
+        Settings(query_prompt="  ")
+    with pytest.raises(ConfigError, match="QABOT_MODEL"):
+        Settings(model="")
+    with pytest.raises(ConfigError, match="QABOT_TOP_K"):
+        Settings(top_k=True)
+    assert Settings(telegram_token="123:abc").telegram_token == Secret("123:abc")  # a str is hidden too

@@ -14,6 +14,7 @@ import pytest
 
 import qabot.models.embedding
 from qabot.config import Settings
+from qabot.errors import ConfigError, ModelError
 from qabot.models.embedding import (
     Embedder,
     HashEmbedder,
@@ -21,10 +22,10 @@ from qabot.models.embedding import (
     _cpu_bf16_flags,
     bf16_supported,
     default_prompts,
+    embedder_for,
     load_embedder,
     resolve_precision,
 )
-from qabot.errors import ConfigError, ModelError
 from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,
@@ -78,10 +79,19 @@ def test_hash_embedder_interface() -> None:
     assert emb.embed_queries([]).shape == (0, 256)
 
 
-def test_load_embedder_hash_and_prompt_defaults(tmp_path: Path) -> None:
-    assert isinstance(load_embedder("hash-test", cache_dir=tmp_path), HashEmbedder)
+def test_prompt_defaults() -> None:
     assert default_prompts("intfloat/multilingual-e5-base") == ("query: ", "passage: ")
     assert default_prompts("sentence-transformers/all-MiniLM-L6-v2") == ("", "")
+
+
+@pytest.mark.parametrize("model", ["hash-test", " hash-test "])
+def test_settings_never_reach_the_hash_embedder(tmp_path: Path, model: str) -> None:
+    """The test fake is constructed by tests; QABOT_MODEL=hash-test is refused, not honoured."""
+    with pytest.raises(ModelError, match="test fake"):
+        load_embedder(model, cache_dir=tmp_path)
+    settings = Settings.from_env({"QABOT_MODEL": model, "QABOT_CACHE_DIR": str(tmp_path)})
+    with pytest.raises(ModelError, match="test fake"):
+        embedder_for(settings)
 
 
 def test_load_embedder_failure_is_one_clear_model_error(tmp_path: Path) -> None:
@@ -357,8 +367,8 @@ def test_bench_encode_script_compares_candidates(e5_folder: Path, tmp_path: Path
 
 
 def test_embedder_for_passes_every_setting_through(monkeypatch, tmp_path):
-    from qabot.models import embedding
     from qabot.config import Settings
+    from qabot.models import embedding
 
     seen = {}
     monkeypatch.setattr(embedding, "load_embedder", lambda model, **kw: seen.update(model=model, **kw) or "E")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qabot.models import provision
 from qabot.errors import ModelError
+from qabot.models import provision
 from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from qabot.config import Settings
+from qabot.config import LOG_LEVELS, MAX_TOP_K, Settings
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,12 @@ def _edge(func: F) -> F:
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    """The settings (environment + .env + these overrides), validated; logging set up from them.
+
+    Call it inside an ``_edge`` command: a bad setting is a ConfigError, printed as one line.
+    """
     settings = Settings.load(**overrides)
-    _setup_logging(ctx.obj.get("log_level") or settings.log_level if ctx.obj else settings.log_level)
+    _setup_logging((ctx.obj or {}).get("log_level") or settings.log_level)
     return settings
 
 
@@ -92,7 +96,8 @@ index_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qabot")
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default: QABOT_LOG_LEVEL or WARNING).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: QABOT_LOG_LEVEL or WARNING).")
 @click.pass_context
 def cli(ctx: click.Context, log_level: str | None) -> None:
     """qabot: ask a news archive a question and get a cited answer."""
@@ -120,9 +125,9 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Path | None, samp
     Changes are swapped in atomically: readers see the old or the new index, and a run
     that is killed or stopped with Ctrl-C is resumed by the next one.
     """
-    from qabot.models.embedding import embedder_for
     from qabot.indexer import build_index
-    from qabot.store.store import is_index
+    from qabot.models.embedding import embedder_for
+    from qabot.store import is_index
 
     settings = _settings(ctx, index_dir=index_dir)
     if sample:
@@ -168,7 +173,7 @@ def _open_retriever(settings: Settings) -> Any:
 @cli.command()
 @click.argument("question", nargs=-1, required=True)
 @index_option
-@click.option("-k", "top_k", type=click.IntRange(1, 100), default=None, help="How many passages to cite.")
+@click.option("-k", "top_k", type=click.IntRange(1, MAX_TOP_K), default=None, help="How many passages to cite.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @date_options
 @click.pass_context
@@ -246,9 +251,10 @@ def chat(ctx: click.Context, index_dir: Path | None) -> None:
 @cli.command("run")
 @index_option
 @click.pass_context
+@_edge
 def run_command(ctx: click.Context, index_dir: Path | None) -> None:
     """Run the Telegram bot when TELEGRAM_BOT_TOKEN is set, else the terminal chat (what `make run` does)."""
-    settings = Settings.load(index_dir=index_dir)
+    settings = _settings(ctx, index_dir=index_dir)
     if settings.telegram_token:
         ctx.invoke(bot, index_dir=index_dir)
     else:

@@ -2,7 +2,8 @@
 
 ``Embedder``                  the protocol the indexer and the search use
 ``SentenceTransformerEmbedder`` a sentence-transformers model with query/passage prompts
-``HashEmbedder``              deterministic hashed n-grams, no model: for fast unit tests
+``HashEmbedder``              deterministic hashed n-grams, no model: a fake for fast unit tests,
+                              constructed directly by tests, never reachable from settings
 ``load_embedder``             a model name -> an Embedder (installs the default model offline)
 ``resolve_precision``         "auto"/"fp32"/"bf16" -> what runs, given the hardware
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# HashEmbedder's name. load_embedder refuses it: settings (QABOT_MODEL, --model) reach real
+# models only; tests that want the fake construct HashEmbedder themselves.
 HASH_MODEL = "hash-test"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"intfloat/{DEFAULT_MODEL}"}
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -151,7 +154,10 @@ class SentenceTransformerEmbedder:
 
 
 class HashEmbedder:
-    """Deterministic hashed features, no model: for fast unit tests only.
+    """Deterministic hashed features, no model: a fake for fast unit tests only.
+
+    Construct it directly (``HashEmbedder()``); :func:`load_embedder` never returns it, so
+    a setting such as ``QABOT_MODEL=hash-test`` cannot put it behind a real index.
 
     Lowercase word unigrams and the character 3- and 4-grams of each word are hashed
     (blake2b, stable across runs, unlike ``hash()``) into signed buckets, then the vector
@@ -223,14 +229,16 @@ def load_embedder(
     """An Embedder for ``model``.
 
     ``"multilingual-e5-small"`` (or ``"intfloat/multilingual-e5-small"``): the folder built
-    offline under ``cache_dir/models``, installed first if missing. ``"hash-test"``: the
-    :class:`HashEmbedder`. Anything else: a sentence-transformers model id or local folder.
+    offline under ``cache_dir/models``, installed first if missing. Anything else: a
+    sentence-transformers model id or local folder. ``"hash-test"``, the name of the test
+    fake :class:`HashEmbedder`, is refused: tests construct that one directly.
     Prompts default to ``"query: "``/``"passage: "`` for e5 models, else ``""``.
     ``precision``: "auto" (bf16 where the hardware has it, else fp32), "fp32" or "bf16".
     Raises ModelError with a one-line reason when the model cannot be had.
     """
-    if model == HASH_MODEL:
-        return HashEmbedder()
+    if model.strip() == HASH_MODEL:
+        raise ModelError(f"{HASH_MODEL!r} is the test fake HashEmbedder, not a model: set a real model "
+                         f"(default {DEFAULT_MODEL!r}, or a sentence-transformers id or folder)")
     default_qp, default_pp = default_prompts(model)
     qp = query_prompt if query_prompt is not None else default_qp
     pp = passage_prompt if passage_prompt is not None else default_pp

@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from qabot.errors import ModelError
 from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
     DTYPE_F32,
     DTYPE_Q4_0,
@@ -40,7 +41,6 @@ from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to
     parse_e5s1,
     read_tensor,
 )
-from qabot.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
