@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the fake Bot API is a test helper: tests/fake_bot_api.py
 
+from qabot.answering.retriever import Retriever
+from qabot.config import Secret, Settings
 from qabot.frontends.bot import build_application
 from qabot.frontends.cli import sample_archive
-from qabot.config import Secret, Settings
-from qabot.models.embedding import embedder_for
 from qabot.indexer import build_index
-from qabot.answering.retriever import Retriever
+from qabot.models.embedding import embedder_for
 from tests.fake_bot_api import TOKEN, FakeBotApi, ask_all_at_once, running
 
 QUESTIONS = [

@@ -41,14 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.ingest.archive import iter_articles
 from qabot.config import Settings
+from qabot.indexer import chunks_for
+from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import (
     SentenceTransformerEmbedder,
     bf16_supported,
     load_embedder,
 )
-from qabot.indexer import chunks_for
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "10kgnad-test.csv"
 CANDIDATES = ("fp32", "bf16", "bf16-autocast", "int8-dynamic", "onnx-fp32", "onnx-int8")

@@ -36,10 +36,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qabot import Settings
+from qabot.answering.retriever import Retriever
+from qabot.indexer import build_index, chunks_for
 from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import embedder_for
-from qabot.indexer import build_index, chunks_for
-from qabot.answering.retriever import Retriever
 
 QUESTIONS = [
     "Wie hoch ist die Arbeitslosigkeit in Österreich?", "Who won the election in Austria?",

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from qabot.config import Settings
-from qabot.models.embedding import embedder_for
 from qabot.errors import QabotError
 from qabot.indexer import build_index
+from qabot.models.embedding import embedder_for
 
 
 def main(argv: list[str] | None = None) -> int:

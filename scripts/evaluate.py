@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/evaluate.py --de ../shared/eval/xquad-dev/xquad.de.json \\
         [--en ../shared/eval/xquad-dev/xquad.en.json] [--distractors ../shared/corpora/10kgnad-test.csv] \\
-        [--limit 50] [--model hash-test] [--keep-index /tmp/eval-ix] [--output eval.json] [--per-question q.jsonl]
+        [--limit 50] [--model ID] [--keep-index /tmp/eval-ix] [--output eval.json] [--per-question q.jsonl]
 
 Every German paragraph becomes an article (id ``{title}#{paragraph index}``) in a temporary
 index (or ``--keep-index DIR``, reused when it exists); ``--distractors`` mixes another archive
@@ -40,10 +40,10 @@ from qabot import (
     Settings,
     build_index,
 )
+from qabot.errors import StoreError
 from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import Embedder, embedder_for
-from qabot.errors import StoreError
-from qabot.store.store import Store, is_index
+from qabot.store import Store, is_index
 
 SEARCH_K = 10
 
@@ -251,11 +251,11 @@ def ask_all(retriever: Retriever, questions: list[Question], *, k: int, warm: bo
     return results
 
 
-def evaluate(args: argparse.Namespace, index_dir: Path) -> dict[str, Any]:
+def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | None = None) -> dict[str, Any]:
     settings = Settings.load(model=args.model, cache_dir=args.cache_dir, top_k=args.k,
                              chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
     articles, questions = load_questions(args.de, args.en, limit=args.limit)
-    embedder = embedder_for(settings)
+    embedder = embedder if embedder is not None else embedder_for(settings)
     check_kept_index(index_dir, articles, args.distractors)
     index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings)
     with Retriever.open(index_dir, settings=settings, embedder=embedder) as retriever:
@@ -283,13 +283,14 @@ def evaluate(args: argparse.Namespace, index_dir: Path) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> int:
+    """Run the evaluation; ``embedder`` (from Python, e.g. a test's fake) replaces ``--model``."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--de", type=Path, required=True, help="German SQuAD-format file (paragraphs and questions)")
     parser.add_argument("--en", type=Path, help="English SQuAD-format file with the same question ids")
     parser.add_argument("--distractors", type=Path, help="an archive (file or folder) mixed into the same index")
     parser.add_argument("--limit", type=int, help="only the first N questions per language")
-    parser.add_argument("--model", help="embedding model (default: QABOT_MODEL or multilingual-e5-small; hash-test is a fast fake)")
+    parser.add_argument("--model", help="embedding model id or folder (default: QABOT_MODEL or multilingual-e5-small)")
     parser.add_argument("--cache-dir", type=Path, help="model cache (default: QABOT_CACHE_DIR or ~/.cache/qabot)")
     parser.add_argument("--k", type=int, help="passages per answer (default: QABOT_TOP_K)")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size (default: QABOT_CHUNK_TOKENS)")
@@ -304,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.keep_index is not None:
-            report = evaluate(args, args.keep_index)
+            report = evaluate(args, args.keep_index, embedder=embedder)
         else:
             with tempfile.TemporaryDirectory(prefix="qabot-eval-index-") as folder:
-                report = evaluate(args, Path(folder) / "index")
+                report = evaluate(args, Path(folder) / "index", embedder=embedder)
     except (QabotError, OSError, ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

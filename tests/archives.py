@@ -34,7 +34,7 @@ def write_archive(path: Path, ids: range | list[int], *, changed: frozenset[int]
 
 def snapshot(folder: Path) -> dict[str, object]:
     """What an index holds, independent of rowids: articles with hashes, chunk texts per article."""
-    from qabot.store.store import Store
+    from qabot.store import Store
 
     with Store.open(folder) as store:
         articles = dict(store.article_hashes())

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from qabot.documents import Article, Problem
+from qabot.errors import ArchiveError
 from qabot.ingest.archive import (
     decode,
     iter_articles,
@@ -23,8 +25,6 @@ from qabot.ingest.archive import (
     parse_seed,
     title_from_text,
 )
-from qabot.documents import Article, Problem
-from qabot.errors import ArchiveError
 
 ARCHIVE = Path(__file__).parent / "data" / "archive"
 LANDING = (

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qabot.ingest import chunking
-from qabot.ingest.chunking import chunk_article, count_tokens, get_encoding, split_sentences
 from qabot.documents import Article, Chunk
 from qabot.errors import ModelError
+from qabot.ingest import chunking
+from qabot.ingest.chunking import chunk_article, count_tokens, get_encoding, split_sentences
 
 SAMPLE = Path(__file__).resolve().parents[1] / "qabot" / "data" / "sample" / "2025-08-15-alaska-summit.txt"
 LANDING = (

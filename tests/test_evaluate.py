@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from qabot.models.embedding import HashEmbedder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -107,9 +109,9 @@ def _write(tmp_path: Path) -> tuple[Path, Path]:
 def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
     de, en = _write(tmp_path)
     out, per_question = tmp_path / "eval.json", tmp_path / "q.jsonl"
-    argv = ["--de", str(de), "--en", str(en), "--model", "hash-test", "--cache-dir", str(tmp_path / "cache"),
+    argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(tmp_path / "cache"),
             "--output", str(out), "--per-question", str(per_question)]
-    assert evaluate.main(argv) == 0
+    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out.read_text(encoding="utf-8"))
     assert report["settings"]["model"] == "hash-test"
@@ -131,12 +133,12 @@ def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
 
 def test_limit_and_kept_index_are_reused(tmp_path, capsys):
     de, _ = _write(tmp_path)
-    argv = ["--de", str(de), "--model", "hash-test", "--limit", "2", "--keep-index", str(tmp_path / "ix"), "--warm-cache"]
-    assert evaluate.main(argv) == 0
+    argv = ["--de", str(de), "--limit", "2", "--keep-index", str(tmp_path / "ix"), "--warm-cache"]
+    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["de"]["n"] == 2 and "en" not in first and first["settings"]["sentence_cache"] == "warm"
     assert first["settings"]["articles_embedded_now"] == 3
-    assert evaluate.main(argv) == 0
+    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["settings"]["articles_embedded_now"] == 0  # nothing re-embedded
     assert second["de"]["recall@5"] == first["de"]["recall@5"]
@@ -147,7 +149,7 @@ def test_distractors_join_the_same_index(tmp_path, capsys):
     news = tmp_path / "news.csv"
     news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\nWirtschaft;'Der Kaffeepreis stieg erneut.'\n",
                     encoding="utf-8")
-    assert evaluate.main(["--de", str(de), "--model", "hash-test", "--distractors", str(news)]) == 0
+    assert evaluate.main(["--de", str(de), "--distractors", str(news)], embedder=HashEmbedder()) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["indexed_articles"] == 5 and report["settings"]["distractors_read"] == 2
     assert report["de"]["n"] == 3
@@ -157,15 +159,15 @@ def test_a_kept_index_with_other_articles_is_refused(tmp_path, capsys):
     de, _ = _write(tmp_path)
     news = tmp_path / "news.csv"
     news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\n", encoding="utf-8")
-    base = ["--de", str(de), "--model", "hash-test", "--keep-index", str(tmp_path / "ix")]
-    assert evaluate.main([*base, "--distractors", str(news)]) == 0
+    base = ["--de", str(de), "--keep-index", str(tmp_path / "ix")]
+    assert evaluate.main([*base, "--distractors", str(news)], embedder=HashEmbedder()) == 0
     capsys.readouterr()
-    assert evaluate.main(base) == 1
+    assert evaluate.main(base, embedder=HashEmbedder()) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "not in this run's inputs" in captured.err
 
 
 def test_missing_input_is_one_error_line(tmp_path, capsys):
-    assert evaluate.main(["--de", str(tmp_path / "nope.json"), "--model", "hash-test"]) == 1
+    assert evaluate.main(["--de", str(tmp_path / "nope.json")], embedder=HashEmbedder()) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope.json" in err

@@ -25,9 +25,9 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from qabot.ingest.cleaning import normalise_text, title_from_text
 from qabot.documents import Article, Problem
 from qabot.errors import ArchiveError
+from qabot.ingest.cleaning import normalise_text, title_from_text
 from qabot.ingest.parsers import Parsed, parse_csv, parse_date, parse_jsonl, parse_seed
 
 __all__ = [

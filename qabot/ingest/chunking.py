@@ -109,7 +109,10 @@ def chunk_article(
     text = article.text
     model_fits: Callable[[str], bool] | None = None
     if model_limit is not None and count_model_tokens is not None:
-        model_fits = lambda chunk: count_model_tokens(chunk) <= model_limit
+        limit, count_model = model_limit, count_model_tokens
+
+        def model_fits(chunk: str) -> bool:
+            return count_model(chunk) <= limit
     units = _units(text, split_sentences(text), max_tokens, count)
     spans = _pack(text, units, max_tokens, overlap, count, model_fits)
     return [

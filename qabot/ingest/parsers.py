@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
+from qabot.documents import Article, Problem
 from qabot.ingest.cleaning import (
     TITLE_LIMIT,
     normalise_text,
@@ -27,7 +28,6 @@ from qabot.ingest.cleaning import (
     shorten,
     title_from_text,
 )
-from qabot.documents import Article, Problem
 
 __all__ = ["parse_csv", "parse_date", "parse_jsonl", "parse_seed"]
 
