@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from qabot.documents import Article
 from qabot.frontends.cli import sample_archive
+from qabot.ingest.archive import iter_articles
+from qabot.ingest.sentences import split_sentences
 from qabot.models.embedding import HashEmbedder, load_embedder
 from qabot.indexer import build_index
 from qabot.answering.retriever import Retriever
@@ -54,5 +61,68 @@ def sample_retriever(sample_index: Path, e5):
     from qabot.store.store import Store
 
     retriever = Retriever(Store.open(sample_index, model=e5.name), e5)
+    yield retriever
+    retriever.close()
+
+
+# The news fixture: every NEWS_STEP-th article of the 10kGNAD test split (read at run time,
+# never copied into the repository: its licence forbids it), NEWS_COUNT of them, plus the sample.
+# Each is cut to its whole sentences within NEWS_CHARS (the lead and a few paragraphs): ~2-3
+# chunks an article, 30x the rerank pool, at half the embedding time of the full articles.
+NEWS_CORPUS = SHARED / "corpora" / "10kgnad-test.csv"
+NEWS_STEP = 6
+NEWS_COUNT = 150
+NEWS_CHARS = 1500
+
+
+def news_articles() -> list[Article]:
+    """The fixture's articles from the 10kGNAD test split, ids as the archive reader gives them
+    (``10kgnad-test.csv:<line>``), so a test names an article by its line in the corpus."""
+    if not NEWS_CORPUS.is_file():
+        pytest.skip(f"{NEWS_CORPUS} is absent: the news fixture needs ../shared/corpora beside the repository")
+    problems: list[object] = []
+    articles = list(iter_articles(NEWS_CORPUS, on_problem=problems.append))
+    assert not problems, problems
+    chosen = articles[::NEWS_STEP][:NEWS_COUNT]
+    assert len(chosen) == NEWS_COUNT
+    return [replace(a, text=a.text[: _lead_end(a.text, NEWS_CHARS)]) for a in chosen]
+
+
+def _lead_end(text: str, limit: int) -> int:
+    """Where the last whole sentence within ``limit`` characters ends (at least one sentence)."""
+    ends = [s.end for s in split_sentences(text)]
+    return max((e for e in ends if e <= limit), default=ends[0] if ends else len(text))
+
+
+@pytest.fixture(scope="session")
+def news_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
+    """150 real news articles and the sample article, indexed once per session with the real model.
+
+    Far more chunks than the rerank pool, so the dense leg, the keyword leg and their fusion
+    each have to do their job for the right article to come first.
+    """
+    root = tmp_path_factory.mktemp("news")
+    archive = root / "archive"
+    archive.mkdir()
+    # JSONL keeps the reader's ids (the corpus line numbers) for the chosen articles.
+    with (archive / "10kgnad.jsonl").open("w", encoding="utf-8") as out:
+        for article in news_articles():
+            out.write(json.dumps({"id": article.id, "title": article.title, "text": article.text}, ensure_ascii=False) + "\n")
+    for seed in sample_archive().iterdir():
+        if seed.suffix == ".txt":
+            shutil.copy(seed, archive / seed.name)
+    folder = root / "index"
+    started = time.perf_counter()
+    report = build_index(archive, folder, embedder=e5)
+    print(f"\nnews_index: {report.articles_indexed} articles, {report.chunks_total} chunks in {time.perf_counter() - started:.1f}s")
+    assert report.articles_indexed == NEWS_COUNT + 1
+    return folder
+
+
+@pytest.fixture(scope="session")
+def news_retriever(news_index: Path, e5):
+    from qabot.store.store import Store
+
+    retriever = Retriever(Store.open(news_index, model=e5.name), e5)
     yield retriever
     retriever.close()
