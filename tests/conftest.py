@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from qabot.answering.retriever import Retriever
 from qabot.documents import Article
 from qabot.frontends.cli import sample_archive
+from qabot.indexer import build_index
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.sentences import split_sentences
 from qabot.models.embedding import HashEmbedder, load_embedder
-from qabot.indexer import build_index
-from qabot.answering.retriever import Retriever
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
