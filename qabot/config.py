@@ -22,6 +22,7 @@ DEFAULT_MODEL = "multilingual-e5-small"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PRECISIONS = ("auto", "fp32", "bf16")
 MAX_TOP_K = 100
+MAX_RERANK_POOL = 500
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 _BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
@@ -77,7 +78,7 @@ class Settings:
     top_k: int = field(default=5, metadata={"env": "QABOT_TOP_K"})
     min_score: float | None = field(default=None, metadata={"env": "QABOT_MIN_SCORE"})
     log_level: str = field(default="WARNING", metadata={"env": "QABOT_LOG_LEVEL"})
-    telegram_token: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "TELEGRAM_BOT_TOKEN"})
+    telegram_token: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "TELEGRAM_BOT_TOKEN", "secret": True})
     telegram_api_url: str | None = field(default=None, metadata={"env": "QABOT_TELEGRAM_API_URL"})
     allowed_users: frozenset[int] = field(default_factory=frozenset, metadata={"env": "QABOT_ALLOWED_USERS"})
     allowed_chats: frozenset[int] = field(default_factory=frozenset, metadata={"env": "QABOT_ALLOWED_CHATS"})
@@ -86,6 +87,20 @@ class Settings:
     rate_burst: int = field(default=3, metadata={"env": "QABOT_RATE_BURST"})
     max_question_chars: int = field(default=500, metadata={"env": "QABOT_MAX_QUESTION_CHARS"})
     log_messages: bool = field(default=False, metadata={"env": "QABOT_LOG_MESSAGES"})
+    # Optional stronger models (each off when unset; the offline answer is the fallback).
+    reranker: str | None = field(default=None, metadata={"env": "QABOT_RERANKER"})
+    rerank_pool: int = field(default=25, metadata={"env": "QABOT_RERANK_POOL"})
+    reranker_device: str | None = field(default=None, metadata={"env": "QABOT_RERANKER_DEVICE"})
+    reader: str | None = field(default=None, metadata={"env": "QABOT_READER"})
+    reader_device: str | None = field(default=None, metadata={"env": "QABOT_READER_DEVICE"})
+    llm_url: str | None = field(default=None, metadata={"env": "QABOT_LLM_URL"})
+    llm_model: str | None = field(default=None, metadata={"env": "QABOT_LLM_MODEL"})
+    llm_api_key: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "QABOT_LLM_API_KEY", "secret": True})
+    llm_timeout: float = field(default=30.0, metadata={"env": "QABOT_LLM_TIMEOUT"})
+    # The HTTP API (`qabot serve`): bearer tokens, and a per-key (or per-address) rate limit.
+    api_keys: tuple[Secret, ...] = field(default_factory=tuple, metadata={"env": "QABOT_API_KEYS", "secret": True})
+    api_rate_per_minute: float = field(default=60.0, metadata={"env": "QABOT_API_RATE_PER_MINUTE"})
+    api_rate_burst: int = field(default=10, metadata={"env": "QABOT_API_RATE_BURST"})
 
     def __post_init__(self) -> None:
         # Normalise spelling first (frozen: object.__setattr__), then check every field, so a bad
@@ -94,12 +109,16 @@ class Settings:
         object.__setattr__(self, "log_level", str(self.log_level).strip().upper())
         object.__setattr__(self, "device", str(self.device).strip().lower())
         object.__setattr__(self, "precision", str(self.precision).strip().lower())
-        if isinstance(self.telegram_token, str):  # a plain string from Python code: hide it too
-            object.__setattr__(self, "telegram_token", Secret(self.telegram_token))
+        for name in ("telegram_token", "llm_api_key"):  # a plain string from Python code: hide it too
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Secret(getattr(self, name)))
+        if isinstance(self.api_keys, str | list | set | frozenset):
+            keys = self.api_keys.split(",") if isinstance(self.api_keys, str) else self.api_keys
+            object.__setattr__(self, "api_keys", tuple(k if isinstance(k, Secret) else Secret(str(k).strip()) for k in keys))
         for f in fields(self):
             problem = _problem(f.name, getattr(self, f.name))
             if problem:
-                shown = "***" if f.name == "telegram_token" else repr(given[f.name])
+                shown = "***" if f.metadata.get("secret") else repr(given[f.name])
                 raise ConfigError(f"{f.metadata['env']}={shown}: {problem}")
 
     @property
@@ -136,8 +155,10 @@ class Settings:
         return cls.from_env(os.environ, dotenv=Path(".env"), **overrides)
 
 
-_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"})
-_FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds"})
+_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars",
+                   "rerank_pool", "api_rate_burst"})
+_FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute"})
+_SECRETS = frozenset({"telegram_token", "llm_api_key"})
 _BOOLS = frozenset({"allow_all", "log_messages"})
 
 
@@ -167,15 +188,19 @@ def _parse(name: str, env: str, raw: str) -> Any:
                 return frozenset(int(part) for part in raw.replace(";", ",").split(",") if part.strip())
             except ValueError:
                 raise ValueError("expected comma-separated numeric ids") from None
-        if name == "telegram_token":
+        if name in _SECRETS:
             return Secret(raw)
+        if name == "api_keys":
+            return tuple(Secret(part.strip()) for part in raw.split(",") if part.strip())
+        if name in {"reranker_device", "reader_device"}:
+            return raw.lower()
         if name in {"query_prompt", "passage_prompt"}:
             # Prompts end in a space ("query: "); .env files strip it, so keep the raw value
             # and let a trailing colon imply the space.
             return raw + " " if raw.endswith(":") else raw
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{env}={'***' if name == 'telegram_token' else raw!r}: {exc}") from None
+        raise ConfigError(f"{env}={'***' if name in _SECRETS or name == 'api_keys' else raw!r}: {exc}") from None
 
 
 def _is_int(value: object) -> bool:
@@ -194,12 +219,35 @@ def _at_least(value: object, low: float, *, whole: bool = True) -> str | None:
 
 def _problem(name: str, value: Any) -> str | None:
     """What is wrong with one field's value, in a few words; None if nothing."""
-    if name in {"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars"}:
+    if name in _INTS:
         low = {"chunk_tokens": 16, "chunk_overlap": 0, "max_question_chars": 10}.get(name, 1)
         problem = _at_least(value, low)
         if problem is None and name == "top_k" and value > MAX_TOP_K:
             problem = f"must be at most {MAX_TOP_K}"
+        if problem is None and name == "rerank_pool" and value > MAX_RERANK_POOL:
+            problem = f"must be at most {MAX_RERANK_POOL}"
         return problem
+    if name in {"llm_timeout", "api_rate_per_minute"}:
+        ok = _is_number(value) and math.isfinite(value) and value > 0
+        return None if ok else "must be a number above 0"
+    if name in {"reranker_device", "reader_device"}:
+        return None if value is None or _DEVICE.fullmatch(value) else "must be cpu, cuda, cuda:N or mps"
+    if name in {"reranker", "reader", "llm_model"}:
+        ok = value is None or (isinstance(value, str) and value.strip() and not any(ord(c) < 32 for c in value))
+        return None if ok else "must name a model on one line (or be unset)"
+    if name == "llm_url":
+        if value is None:
+            return None
+        url = urlsplit(value)
+        ok = url.scheme in {"http", "https"} and bool(url.hostname) and not url.query and not url.fragment
+        return None if ok else "must be an http(s) base URL such as http://127.0.0.1:11434/v1"
+    if name == "llm_api_key":
+        return None if isinstance(value, Secret) else "must be a Secret"
+    if name == "api_keys":
+        if not isinstance(value, tuple) or not all(isinstance(k, Secret) for k in value):
+            return "must be comma-separated keys"
+        short = [k for k in value if len(k.get()) < 16 or any(c.isspace() or ord(c) < 32 for c in k.get())]
+        return "each key must be at least 16 characters, without spaces" if short else None
     if name == "checkpoint_seconds":
         return _at_least(value, 0, whole=False)
     if name == "rate_per_minute":

@@ -107,6 +107,47 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Span:
+    """The exact words that answer, as a reader model found them inside the answer sentence.
+
+    ``start``/``end`` are character offsets into the article's text (like a sentence's);
+    ``score`` is the reader's confidence (0-1).
+    """
+
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A sentence of an LLM's reply that the citation check removed, and why."""
+
+    sentence: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Models:
+    """Which models made an answer; None where a seam is not configured (or fell back)."""
+
+    embedder: str
+    reranker: str | None = None
+    reader: str | None = None
+    llm: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Answer:
     """The answer to a question.
 
@@ -114,6 +155,10 @@ class Answer:
     ``passage_index`` points into ``passages`` at the passage that holds it, and
     ``sentence_start``/``sentence_end`` are its offsets in that article's text.
     ``context`` is the sentence with one sentence either side, as it stands in the article.
+    ``span`` is the reader model's answer inside the sentence (None without a reader).
+    ``llm_reply`` is an LLM's answer whose every sentence passed the citation check (with
+    ``[n]`` markers into ``passages``); ``unsupported`` lists the sentences that did not.
+    ``reply`` is what the user is shown: the checked LLM answer, else the sentence.
     """
 
     question: str
@@ -125,6 +170,20 @@ class Answer:
     context: str | None = None
     score: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    span: Span | None = None
+    llm_reply: str | None = None
+    unsupported: tuple[Unsupported, ...] = field(default_factory=tuple)
+    models: Models | None = None
+
+    @property
+    def reply(self) -> str | None:
+        """The text the user is shown: the checked LLM answer, else the answer sentence."""
+        return self.llm_reply if self.llm_reply is not None else self.sentence
+
+    @property
+    def reply_source(self) -> str:
+        """``"llm"`` when :attr:`reply` is the checked LLM answer, else ``"extractive"``."""
+        return "llm" if self.llm_reply is not None else "extractive"
 
     @property
     def found(self) -> bool:
@@ -147,6 +206,11 @@ class Answer:
             "score": round(self.score, 4),
             "context": self.context,
             "citation": self.passage_index,
+            "reply": self.reply,
+            "reply_source": self.reply_source,
+            "unsupported": [u.to_dict() for u in self.unsupported],
+            "span": self.span.to_dict() if self.span is not None else None,
+            "models": self.models.to_dict() if self.models is not None else None,
             "notes": list(self.notes),
             "passages": [
                 {

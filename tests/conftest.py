@@ -58,7 +58,7 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_retriever(sample_index: Path, e5):
-    from qabot.store.store import Store
+    from qabot.store import Store
 
     retriever = Retriever(Store.open(sample_index, model=e5.name), e5)
     yield retriever
@@ -121,7 +121,7 @@ def news_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
 
 @pytest.fixture(scope="session")
 def news_retriever(news_index: Path, e5):
-    from qabot.store.store import Store
+    from qabot.store import Store
 
     retriever = Retriever(Store.open(news_index, model=e5.name), e5)
     yield retriever

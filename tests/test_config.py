@@ -75,9 +75,13 @@ BAD_VALUES = {
     "QABOT_ALLOWED_USERS": "alice", "QABOT_ALLOWED_CHATS": "-100,x", "QABOT_ALLOW_ALL": "maybe",
     "QABOT_RATE_PER_MINUTE": "inf", "QABOT_RATE_BURST": "0", "QABOT_MAX_QUESTION_CHARS": "5",
     "QABOT_LOG_MESSAGES": "perhaps",
+    "QABOT_RERANKER": "bge\x01", "QABOT_RERANK_POOL": "1000", "QABOT_RERANKER_DEVICE": "gpu", "QABOT_READER": "deepset/\x02",
+    "QABOT_READER_DEVICE": "tpu", "QABOT_LLM_URL": "localhost:11434", "QABOT_LLM_MODEL": "llama\x7f\x00",
+    "QABOT_LLM_TIMEOUT": "0", "QABOT_API_KEYS": "short", "QABOT_API_RATE_PER_MINUTE": "-1",
+    "QABOT_API_RATE_BURST": "0",
 }
 # Any value of these is a valid path or model name (a blank one means the default).
-ANY_VALUE = {"QABOT_INDEX", "QABOT_CACHE_DIR", "QABOT_MODEL"}
+ANY_VALUE = {"QABOT_INDEX", "QABOT_CACHE_DIR", "QABOT_MODEL", "QABOT_LLM_API_KEY"}
 
 
 def test_every_setting_has_a_bad_value_case():
@@ -92,7 +96,7 @@ def test_every_setting_is_validated(variable):
         Settings.from_env({variable: BAD_VALUES[variable]})
     message = str(info.value)
     assert message.startswith(f"{variable}="), message
-    if variable == "TELEGRAM_BOT_TOKEN":
+    if variable in {"TELEGRAM_BOT_TOKEN", "QABOT_API_KEYS"}:
         assert BAD_VALUES[variable] not in message
 
 
@@ -127,3 +131,16 @@ def test_settings_built_in_python_are_validated_too():
     with pytest.raises(ConfigError, match="QABOT_TOP_K"):
         Settings(top_k=True)
     assert Settings(telegram_token="123:abc").telegram_token == Secret("123:abc")  # a str is hidden too
+
+
+def test_llm_and_api_keys_are_secrets():
+    key = "sk-very-secret-llm-key-123456"
+    api = ["first-api-key-0123456789", "second-api-key-9876543210"]
+    s = Settings.from_env({"QABOT_LLM_API_KEY": key, "QABOT_API_KEYS": " , ".join(api)})
+    assert s.llm_api_key.get() == key and [k.get() for k in s.api_keys] == api
+    shown = repr(s) + str(s)
+    assert key not in shown and not any(k in shown for k in api)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"QABOT_API_KEYS": "good-long-api-key-0001,oops"})
+    assert "good-long-api-key-0001" not in str(info.value) and "oops" not in str(info.value)
+    assert Settings(api_keys="key-from-python-0000001").api_keys == (Secret("key-from-python-0000001"),)

@@ -28,7 +28,7 @@ from qabot.answering import picking, ranking, rankings
 from qabot.answering.dates import find_date_range
 from qabot.answering.questions import clean_question
 from qabot.config import Settings
-from qabot.documents import Answer, Passage
+from qabot.documents import Answer, Models, Passage
 from qabot.errors import IndexMismatchError
 from qabot.ingest.chunking import split_sentences
 from qabot.lexicon import detect_language
@@ -165,7 +165,7 @@ class Retriever:
         passages, found, notes = ranked.passages, ranked.sentences, list(ranked.notes)
         scores = picking.rank(question, found, ranked.similarity, [p.score for p in passages])
         if not passages or ranked.relevance < self.threshold(question) or scores.size == 0:
-            return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes))
+            return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=self.models)
         top = int(np.argmax(scores))
         best = picking.prefer_newer(found, scores, [p.date for p in passages], [p.article_id for p in passages])
         if best != top:
@@ -176,7 +176,13 @@ class Retriever:
             question=question, sentence=choice.text, passages=passages, passage_index=choice.passage_index,
             sentence_start=choice.start, sentence_end=choice.end, score=float(scores[best]), notes=tuple(notes),
             context=self._context(passages[choice.passage_index].article_id, choice.start, choice.end),
+            models=self.models,
         )
+
+    @property
+    def models(self) -> Models:
+        """The models behind this retriever's answers (the optional seams: None when unset)."""
+        return Models(embedder=self.embedder.name)
 
     def stats(self) -> dict[str, Any]:
         """Size and make-up of the index, for /start and the chat's greeting; ``newest_title``
