@@ -27,7 +27,7 @@ import numpy as np
 from qabot.answering import picking, ranking, rankings
 from qabot.answering.dates import find_date_range
 from qabot.answering.questions import clean_question
-from qabot.config import Settings
+from qabot.config import DEFAULT_MODEL, Settings
 from qabot.documents import Answer, Models, Passage
 from qabot.errors import IndexMismatchError
 from qabot.ingest.chunking import split_sentences
@@ -45,7 +45,7 @@ RERANK = 12
 # German questions score higher against German text, so they need a higher bar. English
 # 0.78 keeps ~98% of answerable questions; German 0.83 keeps ~97% and answers ~8% of
 # questions whose article is absent (at 0.78 it answered ~97% of those).
-CALIBRATED_MIN_SCORE = {"multilingual-e5-small": {"en": 0.78, "de": 0.83}}
+CALIBRATED_MIN_SCORE = {DEFAULT_MODEL: {"en": 0.78, "de": 0.83}}
 
 
 def default_min_score(model: str, language: str = "en") -> float:

@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from qabot.config import DEFAULT_MODEL  # named in one place
 from qabot.errors import ModelError
 from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
     DTYPE_F32,
@@ -44,7 +45,6 @@ from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "multilingual-e5-small"
 MANIFEST = "qabot-model.json"  # written last: its presence means the folder is complete
 FORMAT_VERSION = 1  # bump when the folder layout changes, so old folders get rebuilt
 
