@@ -27,7 +27,7 @@ def clean_question(text: str, *, max_chars: int) -> str:
         raise QuestionError("the question must be text")
     question = " ".join(clean_chars(text).split())
     if not question:
-        raise QuestionError("the question is empty; ask something like “When does Putin land in Alaska?”")
+        raise QuestionError("the question is empty; ask a question in English or German, e.g. “What happened last week?”")
     if len(question) > max_chars:
         raise QuestionError(f"the question is too long ({len(question)} characters; at most {max_chars})")
     return question
