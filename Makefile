@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 TORCH       ?= torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install model sample run lint test clean
+.PHONY: install model sample run lint test browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,18 @@ run: sample
 lint: install
 	$(BIN)/ruff check qabot tests scripts
 
-test: lint model
+test: lint model browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium and chromium-driver for the web page's browser test (tests/test_api_browser.py).
+# Installed only when missing, and only as root with apt-get; otherwise the reason is printed
+# and the browser test skips with it.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "browser: skipped installing chromium (not root); the browser test will skip"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "browser: skipped installing chromium (no apt-get); the browser test will skip"; \
+	else apt-get install -y -q chromium chromium-driver >/dev/null \
+	  || echo "browser: apt-get install chromium chromium-driver failed; the browser test will skip"; fi
 
 # Removes only what the Makefile and the tools it runs made. Never an index (index/ holds
 # your indexes) and never the model cache (~/.cache/qabot): delete those by hand.

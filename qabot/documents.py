@@ -14,6 +14,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qabot.links import text_fragment_url
+
 
 @dataclass(frozen=True)
 class Article:
@@ -206,6 +208,8 @@ class Answer:
             "score": round(self.score, 4),
             "context": self.context,
             "citation": self.passage_index,
+            # the cited passage's URL with a text fragment that lands on the sentence (null without a URL)
+            "url_to_sentence": text_fragment_url(self.source.url, self.sentence) if self.source else None,
             "reply": self.reply,
             "reply_source": self.reply_source,
             "unsupported": [u.to_dict() for u in self.unsupported],

@@ -6,7 +6,7 @@ Layers, top to bottom (a module may import its own layer's package and any layer
     indexer, answering           the two pipelines
     ingest, models, store        files -> chunks; the model seams; the index folder
     config, documents, lexicon   the shared vocabulary
-    errors                       the exception tree
+    errors, links                the exception tree; text-fragment links (pure)
 
 Within one layer only the same subpackage may be imported (answering does not import the
 indexer; store does not import ingest), so each part can be read and tested on its own.
@@ -23,6 +23,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qabot"
 
 LAYERS = {
     "errors": 0,
+    # pure (imports nothing of qabot): shared vocabulary that documents itself uses (Answer.to_dict)
+    "links": 0,
     "config": 1, "documents": 1, "lexicon": 1, "data": 1,
     "ingest": 2, "models": 2, "store": 2,
     "indexer": 3, "answering": 3,
