@@ -341,3 +341,26 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(sample_index, model_cache
     assert proc.returncode == 0, err
     assert err.count("POST /v1/ask 200") == 12 and "stopped after SIGTERM" in err
     assert "Putin" not in err  # questions are not logged unless QABOT_LOG_MESSAGES
+
+
+def test_the_api_answers_with_the_checked_llm_reply_when_one_is_configured(sample_index, e5):
+    """QABOT_LLM_*: /v1/ask and the chat endpoint give the checked LLM reply; an LLM failure
+    gives the extractive answer; the LLM's key is in no response."""
+    from .fake_openai import KEY as LLM_KEY
+    from .fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake, running_server(sample_index, e5, llm_url=fake.base_url, llm_model="fake-model",
+                                              llm_api_key=LLM_KEY, llm_timeout=5.0) as url:
+        good = "Putin soll um 11.00 Uhr Ortszeit mit dem Flugzeug in Alaska ankommen. [1]"
+        with httpx.Client(base_url=url, timeout=60) as client:
+            fake.script(good)
+            answer = client.post("/v1/ask", json={"question": "Wann landet Putin in Alaska?"}).json()
+            assert answer["reply_source"] == "llm" and answer["reply"] == good and answer["models"]["llm"] == "fake-model"
+            assert answer["sentence"] == LANDING_SENTENCE  # the extractive answer rides along
+            fake.fail_next(status=500)
+            fallback = client.post("/v1/ask", json={"question": "Wann landet Putin in Alaska?"})
+            assert fallback.json()["reply_source"] == "extractive" and LLM_KEY not in fallback.text
+        fake.script(good)
+        chat = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0).chat.completions.create(
+            model="qabot", messages=[{"role": "user", "content": "Wann landet Putin in Alaska?"}])
+        assert chat.choices[0].message.content.startswith(good)

@@ -143,7 +143,8 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
     async def ask(body: AskBody, request: Request) -> dict[str, Any]:
         """The same object as ``qabot ask --json``."""
         question = state.checked(request, body.question, body.since, body.until)
-        answer = await state.call(lambda r: r.ask(question, k=body.k, since=body.since, until=body.until))
+        # refine: the checked LLM reply where one is configured (a no-op otherwise)
+        answer = await state.call(lambda r: r.refine(r.ask(question, k=body.k, since=body.since, until=body.until)))
         return answer.to_dict()
 
     @app.post("/v1/search", tags=["answers"], dependencies=bearer)
@@ -172,7 +173,7 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
                                            code="model_not_found"), status_code=404)
         question, previous = _chat_question(body)
         asked = expand_followup(" ".join(state.checked(request, question).split()), previous)
-        answer = await state.call(lambda r: r.ask(asked))
+        answer = await state.call(lambda r: r.refine(r.ask(asked)))
         return openai_compat.reply(answer, model=body.model, stream=body.stream)
 
     _wire_errors(app)
