@@ -3,7 +3,8 @@
 The Retriever does the I/O (embedding, store lookups) and runs these steps in order::
 
     candidates(dense, keyword)   -> Candidates  fuse the legs, limit by date, cut the rerank pool
-    rerank(passages, sentences)  -> Reranked    blend passage and best-sentence similarity, + keyword bonus
+    rerank(passages, sentences)  -> Reranked    blend passage and best-sentence similarity (and a reranker's
+                                                scores, when there is one), + keyword bonus
     collapse(reranked)           -> Collapsed   near-duplicate passages (wire copies) fold into one
     merge(collapsed, limit=k)    -> Merged      neighbouring chunks of one article become one passage
     renumber(merged, texts=...)  -> Ranked      the final passages, and their sentences re-pointed at them
@@ -24,6 +25,7 @@ import numpy as np
 from qabot.answering import dedupe
 from qabot.answering.picking import Candidate
 from qabot.answering.rankings import Ranking, blend, fuse_rrf, keyword_bonus, merge_neighbours
+from qabot.answering.reranking import RERANKER_WEIGHT, blend_reranker
 from qabot.documents import Passage
 
 __all__ = [
@@ -66,7 +68,7 @@ class Reranked:
     sentences: tuple[Candidate, ...]
     similarity: np.ndarray  # one per sentence: its similarity to the question
     relevance: np.ndarray  # one per passage: the blend, before the keyword bonus (the abstention signal)
-    scores: np.ndarray  # one per passage: relevance + keyword bonus (the ranking signal)
+    scores: np.ndarray  # one per passage: relevance (blended with a reranker's) + keyword bonus (the ranking signal)
     order: tuple[int, ...]  # passage indices, best score first
 
 
@@ -96,6 +98,7 @@ class Ranked:
     similarity: np.ndarray  # one per sentence
     relevance: float  # the best kept passage's blended similarity, before bonuses
     notes: tuple[str, ...]
+    reranker: str | None = None  # the reranker whose scores ordered the passages (None: the bi-encoder's alone)
 
 
 def leg_size(since: date | None, until: date | None) -> int:
@@ -137,17 +140,22 @@ def rerank(
     *,
     sentence_weight: float,
     bonus: float = KEYWORD_BONUS,
+    reranker: np.ndarray | None = None,
+    reranker_weight: float = RERANKER_WEIGHT,
 ) -> Reranked:
     """Score each passage: a blend of its similarity and its best sentence's, plus a keyword bonus.
 
     A passage without a sentence (all too short) keeps its own similarity. The order is
-    stable, so equal scores keep the fused order.
+    stable, so equal scores keep the fused order. With ``reranker`` (one score per passage),
+    the ranking score blends it in (:func:`~qabot.answering.reranking.blend_reranker`);
+    ``relevance``, the abstention signal, stays the bi-encoder's.
     """
     best = np.full(len(passages), -1.0, dtype=np.float32)
     for sentence, value in zip(sentences, similarity):
         best[sentence.passage_index] = max(best[sentence.passage_index], value)
     relevance = blend(np.array([p.score for p in passages], dtype=np.float32), best, weight=sentence_weight)
-    scores = relevance + keyword_bonus([p.chunk_id for p in passages], list(keyword), weight=bonus)
+    ranking_score = relevance if reranker is None else blend_reranker(relevance, reranker, weight=reranker_weight)
+    scores = ranking_score + keyword_bonus([p.chunk_id for p in passages], list(keyword), weight=bonus)
     order = tuple(int(i) for i in np.argsort(-scores, kind="stable"))
     return Reranked(tuple(passages), tuple(sentences), similarity, relevance, scores, order)
 
