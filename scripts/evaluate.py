@@ -14,6 +14,10 @@ answer-sentence hit@1 (a German gold answer appears in the sentence, case and wh
 ignored), abstention rate and p50/p95 ``ask`` latency. Data files are read where they lie,
 never copied. Each ``ask`` starts with an empty sentence-vector cache, so latency does not
 depend on question order (``--warm-cache`` keeps it, as a long-running bot does).
+With an LLM (``--llm-url``/``--llm-model`` or QABOT_LLM_*), each found answer is also refined
+and every language reports ``llm``: reply faithfulness (the share of the LLM's sentences that
+the citation check kept), how often the checked reply replaced the extractive one, and the
+refine latency (the LLM call plus the check).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from qabot import (
+    Answer,
     Article,
     IndexReport,
     Problem,
@@ -40,6 +45,7 @@ from qabot import (
     Settings,
     build_index,
 )
+from qabot.answering.citations import split_claims
 from qabot.errors import StoreError
 from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import Embedder, embedder_for
@@ -73,6 +79,10 @@ class Result:
     answers: tuple[str, ...]
     hit: bool
     ask_ms: float
+    reply_source: str | None = None  # with an LLM: "llm" or "extractive" (after refine)
+    llm_kept: int = 0  # the LLM's sentences that passed the citation check
+    llm_sentences: int = 0  # the LLM's sentences in all (0: no call, a failure, or "not in the archive")
+    refine_ms: float | None = None
 
 
 # -- pure functions ---------------------------------------------------------------------
@@ -148,6 +158,23 @@ def summarise(results: Sequence[Result]) -> dict[str, Any]:
         "abstention_rate": round(sum(r.sentence is None for r in results) / n, 4) if n else 0.0,
         "ask_ms_p50": round(statistics.median(latencies), 1) if latencies else 0.0,
         "ask_ms_p95": round(percentile(latencies, 0.95), 1),
+        **({"llm": summarise_llm(results)} if any(r.reply_source is not None for r in results) else {}),
+    }
+
+
+def summarise_llm(results: Sequence[Result]) -> dict[str, Any]:
+    """With an LLM: reply faithfulness (the share of its sentences the check kept), how often its
+    checked reply replaced the extractive one, and what refine cost."""
+    refined = [r for r in results if r.reply_source is not None]
+    sentences = sum(r.llm_sentences for r in refined)
+    costs = [r.refine_ms for r in refined if r.refine_ms is not None]
+    return {
+        "refined": len(refined),
+        "llm_sentences": sentences,
+        "faithfulness": round(sum(r.llm_kept for r in refined) / sentences, 4) if sentences else None,
+        "reply_llm_rate": round(sum(r.reply_source == "llm" for r in refined) / len(refined), 4) if refined else 0.0,
+        "refine_ms_p50": round(statistics.median(costs), 1) if costs else 0.0,
+        "refine_ms_p95": round(percentile(costs, 0.95), 1),
     }
 
 
@@ -225,7 +252,9 @@ def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path
 
 def fresh(r: Retriever) -> Retriever:
     """The same retriever (store, model, options) with an empty sentence-vector cache."""
-    return Retriever(r.store, r.embedder, top_k=r.top_k, hybrid=r.hybrid, rerank=r.rerank, sentence_weight=r.sentence_weight)
+    return Retriever(r.store, r.embedder, top_k=r.top_k, hybrid=r.hybrid, rerank=r.rerank, sentence_weight=r.sentence_weight,
+                     min_score=r.min_score, reranker=r.reranker, rerank_pool=r.rerank_pool, reader=r.reader,
+                     seam_seconds=r.seam_seconds)
 
 
 def ask_all(retriever: Retriever, questions: list[Question], *, k: int, warm: bool = False) -> list[Result]:
@@ -243,17 +272,29 @@ def ask_all(retriever: Retriever, questions: list[Question], *, k: int, warm: bo
         answer = asker.ask(q.text, k=k)
         elapsed = 1000 * (time.perf_counter() - started)
         ranked = distinct(p.article_id for p in asker.search(q.text, k=SEARCH_K))
+        llm = _refined(retriever, answer) if retriever.llm is not None and answer.found else {}
         results.append(Result(
             id=q.id, language=q.language, question=q.text, paragraph_id=q.paragraph_id,
             rank=gold_rank(ranked, q.paragraph_id), top_ids=tuple(ranked[:5]), sentence=answer.sentence,
-            answers=q.answers, hit=sentence_hit(answer.sentence, q.answers), ask_ms=round(elapsed, 2),
+            answers=q.answers, hit=sentence_hit(answer.sentence, q.answers), ask_ms=round(elapsed, 2), **llm,
         ))
     return results
 
 
+def _refined(retriever: Retriever, answer: Answer) -> dict[str, Any]:
+    """The LLM step on one answer (timed): where the reply came from and how many sentences survived."""
+    started = time.perf_counter()
+    refined = retriever.refine(answer)
+    kept = len(split_claims(refined.llm_reply)) if refined.llm_reply else 0
+    return {"reply_source": refined.reply_source, "llm_kept": kept, "llm_sentences": kept + len(refined.unsupported),
+            "refine_ms": round(1000 * (time.perf_counter() - started), 2)}
+
+
 def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | None = None) -> dict[str, Any]:
     settings = Settings.load(model=args.model, cache_dir=args.cache_dir, top_k=args.k,
-                             chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap)
+                             chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+                             reranker=args.reranker, rerank_pool=args.rerank_pool, reader=args.reader,
+                             llm_url=args.llm_url, llm_model=args.llm_model, llm_timeout=args.llm_timeout)
     articles, questions = load_questions(args.de, args.en, limit=args.limit)
     embedder = embedder if embedder is not None else embedder_for(settings)
     check_kept_index(index_dir, articles, args.distractors)
@@ -263,9 +304,10 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | 
             retriever.ask(next(qs for qs in questions.values() if qs)[0].text)
         results = {lang: ask_all(retriever, qs, k=settings.top_k, warm=args.warm_cache) for lang, qs in questions.items()}
         hybrid = retriever.hybrid
+        models = retriever.models.to_dict()  # the optional seams actually loaded (null: unset or failed)
     report = {
         "settings": {
-            "model": embedder.name, "k": settings.top_k, "search_k": SEARCH_K, "hybrid": hybrid,
+            "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "hybrid": hybrid,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
             "batch_size": settings.batch_size, "device": settings.device, "limit": args.limit,
             "sentence_cache": "warm" if args.warm_cache else "cold",
@@ -293,6 +335,12 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     parser.add_argument("--model", help="embedding model id or folder (default: QABOT_MODEL or multilingual-e5-small)")
     parser.add_argument("--cache-dir", type=Path, help="model cache (default: QABOT_CACHE_DIR or ~/.cache/qabot)")
     parser.add_argument("--k", type=int, help="passages per answer (default: QABOT_TOP_K)")
+    parser.add_argument("--reranker", help="CrossEncoder id or folder (default: QABOT_RERANKER, else none)")
+    parser.add_argument("--rerank-pool", type=int, help="candidates the reranker rescores (default: QABOT_RERANK_POOL)")
+    parser.add_argument("--reader", help="question-answering model id or folder (default: QABOT_READER, else none)")
+    parser.add_argument("--llm-url", help="OpenAI-compatible base URL (default: QABOT_LLM_URL, else no LLM)")
+    parser.add_argument("--llm-model", help="the LLM's model name (default: QABOT_LLM_MODEL); the key: QABOT_LLM_API_KEY")
+    parser.add_argument("--llm-timeout", type=float, help="seconds per LLM call (default: QABOT_LLM_TIMEOUT)")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size (default: QABOT_CHUNK_TOKENS)")
     parser.add_argument("--chunk-overlap", type=int, help="chunk overlap in sentences (default: QABOT_CHUNK_OVERLAP)")
     parser.add_argument("--warm-cache", action="store_true", help="keep the sentence cache across questions")

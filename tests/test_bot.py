@@ -649,3 +649,65 @@ def test_the_token_is_in_no_repr_and_no_error(api):
     with pytest.raises(ConfigError) as missing:
         build_application(settings_for(api, telegram_token=Secret("")), Stub())
     assert "BotFather" in str(missing.value)
+
+
+# -- the LLM answer: sent at once, then edited into the checked LLM answer ----------------------
+
+
+def _landing_reply(messages: list[dict[str, Any]]) -> str:
+    """A fake LLM that cites the passage holding the landing sentence (and adds one unsupported sentence)."""
+    passages = messages[-1]["content"].split("\n\n[")
+    number = next(i for i, block in enumerate(passages) if "11.00 Uhr" in block)
+    return f"Putin soll um 11.00 Uhr Ortszeit in Alaska ankommen. [{number}] Er bringt 45 Berater mit. [{number}]"
+
+
+@pytest.mark.model
+def test_the_extractive_answer_comes_first_then_the_edit_into_the_checked_llm_answer(api, sample_index, e5):
+    from qabot.models.llm import LLMClient
+    from tests.fake_openai import KEY, FakeOpenAI
+
+    with FakeOpenAI(responder=_landing_reply) as llm:
+        client = LLMClient(llm.base_url, "fake-model", api_key=Secret(KEY), timeout=5)
+        with Retriever(Store.open(sample_index, model=e5.name), e5, llm=client) as retriever:
+            app = build_application(settings_for(api), retriever, timeout=2.0)
+
+            async def scenario() -> None:
+                async with running(app):
+                    first = (await ask(api, "Wann landet Putin in Alaska?", language_code="de"))[0]
+                    assert text_of(first).startswith(LANDING)
+                    edits = await api.until(lambda: api.calls_to("editMessageText"))
+                    edited = edits[0]
+                    assert int(edited.params["message_id"]) == first.result["message_id"]
+                    assert text_of(edited).startswith("Putin soll um 11.00 Uhr Ortszeit in Alaska ankommen. [")
+                    assert "45 Berater" not in text_of(edited) and "Quellen" in text_of(edited)
+                    assert check_html(edited.params["text"])[0] == []
+                    source = edited.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+                    assert source.startswith("src:")
+                    shown = app.bot_data["qabot"].results.get(source.removeprefix("src:"))
+                    assert shown is not None and shown.answer.reply_source == "llm"  # Sources: the refined answer
+                    assert edited.at > first.at and len(api.replies(ALICE)) == 1  # one message, edited
+
+            run(scenario())
+        assert len(llm.requests) == 1
+
+
+@pytest.mark.model
+def test_a_failing_llm_leaves_the_extractive_message_alone(api, sample_index, e5):
+    from qabot.models.llm import LLMClient
+    from tests.fake_openai import KEY, FakeOpenAI
+
+    with FakeOpenAI() as llm:
+        llm.fail_next(status=500)
+        client = LLMClient(llm.base_url, "fake-model", api_key=Secret(KEY), timeout=5)
+        with Retriever(Store.open(sample_index, model=e5.name), e5, llm=client) as retriever:
+            app = build_application(settings_for(api), retriever, timeout=2.0)
+
+            async def scenario() -> None:
+                async with running(app):
+                    first = (await ask(api, "Wann landet Putin in Alaska?", language_code="de"))[0]
+                    assert text_of(first).startswith(LANDING)
+                    await api.until(lambda: llm.requests)
+                    await asyncio.sleep(0.3)
+                    assert api.calls_to("editMessageText") == []
+
+            run(scenario())

@@ -83,3 +83,34 @@ def test_the_terminal_chat_expands_followups_like_the_bot(sample_index, model_ca
     assert len(turns) == 3, result.output
     assert firsts[0].startswith(LANDING[:80]) and firsts[1].startswith(LANDING[:80]), result.output  # "he" is Putin
     assert firsts[2].startswith(TRUMP), result.output
+
+
+@pytest.mark.model
+def test_the_terminal_chat_prints_the_extractive_answer_then_the_checked_llm_answer(sample_index, model_cache_dir,
+                                                                                     tmp_path, monkeypatch):
+    from tests.fake_openai import KEY, FakeOpenAI
+
+    def reply(messages: list[dict]) -> str:
+        blocks = messages[-1]["content"].split("\n\n[")
+        number = next(i for i, block in enumerate(blocks) if "11.00 Uhr" in block)
+        return f"Putin soll um 11.00 Uhr Ortszeit in Alaska ankommen. [{number}]"
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("QABOT_"):
+            monkeypatch.delenv(key)
+    with FakeOpenAI(responder=reply) as llm:
+        for key, value in {"QABOT_INDEX": str(sample_index), "QABOT_CACHE_DIR": str(model_cache_dir),
+                           "QABOT_LLM_URL": llm.base_url, "QABOT_LLM_MODEL": "fake-model", "QABOT_LLM_API_KEY": KEY}.items():
+            monkeypatch.setenv(key, value)
+        result = CliRunner().invoke(cli, ["chat"], input="Wann landet Putin in Alaska?\n", catch_exceptions=False)
+        asked = CliRunner().invoke(cli, ["ask", "--json", "Wann landet Putin in Alaska?"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.index(LANDING[:60]) < out.index("LLM (fake-model, checked):") < out.index("Putin soll um 11.00 Uhr Ortszeit")
+    assert KEY not in out
+    import json
+
+    data = json.loads(asked.output)
+    assert data["reply_source"] == "llm" and data["reply"].startswith("Putin soll um 11.00 Uhr Ortszeit")
+    assert data["models"]["llm"] == "fake-model" and data["sentence"] == LANDING

@@ -171,3 +171,45 @@ def test_missing_input_is_one_error_line(tmp_path, capsys):
     assert evaluate.main(["--de", str(tmp_path / "nope.json")], embedder=HashEmbedder()) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope.json" in err
+
+
+def _copying_llm(messages: list[dict]) -> str:
+    """A fake LLM: the first sentence of passage [1], copied (kept by any check), then the same
+    sentence citing [9], a passage that does not exist (removed by any check)."""
+    from qabot.ingest.sentences import split_sentences
+
+    first_block = messages[-1]["content"].split("Passages:\n\n", 1)[1].split("\n\n")[0]
+    sentence = split_sentences(first_block.split("\n", 1)[1])[0].text
+    return f"{sentence} [1] {sentence} [9]"
+
+
+def test_an_llm_adds_reply_faithfulness(tmp_path, capsys, monkeypatch):
+    from tests.fake_openai import KEY, FakeOpenAI
+
+    de, en = _write(tmp_path)
+    monkeypatch.setenv("QABOT_LLM_API_KEY", KEY)
+    with FakeOpenAI(responder=_copying_llm) as llm:
+        argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(tmp_path / "cache"),
+                "--llm-url", llm.base_url, "--llm-model", "fake-model", "--llm-timeout", "5"]
+        assert evaluate.main(argv, embedder=HashEmbedder()) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["settings"]["models"]["llm"] == "fake-model" and KEY not in out
+    refined = 0
+    for language in ("de", "en"):
+        metrics = report[language]["llm"]
+        # The HashEmbedder cannot judge a paraphrase, so the fake copies a passage sentence: what is
+        # measured here is the counting (one of two sentences kept), not the meaning check.
+        assert metrics["refined"] == report[language]["n"] - round(report[language]["abstention_rate"] * 3)
+        assert metrics["llm_sentences"] == 2 * metrics["refined"] and metrics["faithfulness"] == 0.5
+        assert metrics["reply_llm_rate"] == 1.0 and 0 < metrics["refine_ms_p50"] <= metrics["refine_ms_p95"]
+        refined += metrics["refined"]
+    assert refined > 0 and len(llm.requests) == refined
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in llm.requests)
+
+
+def test_without_an_llm_there_is_no_llm_report(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    assert evaluate.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache")], embedder=HashEmbedder()) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "llm" not in report["de"] and report["settings"]["models"]["llm"] is None

@@ -18,14 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from qabot.answering import picking, ranking, rankings
+from qabot.answering import picking, ranking, rankings, reading, reranking
 from qabot.answering.dates import find_date_range
+from qabot.answering.llm_answer import LLMAnswerer
 from qabot.answering.questions import clean_question
 from qabot.config import DEFAULT_MODEL, Settings
 from qabot.documents import Answer, Models, Passage
@@ -33,6 +36,10 @@ from qabot.errors import IndexMismatchError
 from qabot.ingest.chunking import split_sentences
 from qabot.lexicon import detect_language
 from qabot.models.embedding import Embedder, embedder_for
+from qabot.models.llm import LLMClient, llm_for
+from qabot.models.optional import Deadline, SlowModelError
+from qabot.models.reader import Reader, Reading, reader_for
+from qabot.models.reranker import Reranker, reranker_for
 from qabot.store import Store, read_manifest
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,15 @@ def default_min_score(model: str, language: str = "en") -> float:
 SENTENCE_WEIGHT = 0.5
 # Sentence embeddings kept for reuse: follow-ups and neighbouring chunks repeat sentences.
 SENTENCE_CACHE = 20_000
+# With a reranker: how many fused candidates it rescores (QABOT_RERANK_POOL).
+RERANK_POOL = 25
+# How long one optional model (reranker, reader) may take per question before the answer falls
+# back to the bi-encoder's; checked between its batches, so one batch may overrun it.
+SEAM_SECONDS = 10.0
+# How many of the top passages the reader reads (its cost grows with each).
+READER_PASSAGES = 3
+
+T = TypeVar("T")
 
 
 class Retriever:
@@ -75,6 +91,11 @@ class Retriever:
         min_score: float | None = None,
         sentence_cache: int = SENTENCE_CACHE,
         max_question_chars: int = MAX_QUESTION_CHARS,
+        reranker: Reranker | None = None,
+        rerank_pool: int = RERANK_POOL,
+        reader: Reader | None = None,
+        seam_seconds: float | None = SEAM_SECONDS,
+        llm: LLMClient | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -85,6 +106,15 @@ class Retriever:
         self.min_score = min_score  # None: the calibrated threshold for the question's language
         self.sentence_cache = sentence_cache
         self.max_question_chars = max_question_chars
+        # The optional models: each None when unset; a failure falls back to the bi-encoder's answer.
+        self.reranker = reranker
+        self.rerank_pool = rerank_pool
+        self.reader = reader
+        self.seam_seconds = seam_seconds
+        # The LLM answer (refine): its reply is checked against the passages, with this model's
+        # cached sentence embeddings for the meaning check.
+        self.llm = LLMAnswerer(llm, embedder, embed=self._sentence_vectors) if llm is not None else None
+        self._failed: set[str] = set()  # seams whose failure was logged (once)
         self._lock = threading.RLock()  # the store (one SQLite connection, one FAISS index)
         self._cache_lock = threading.Lock()  # the sentence cache; never held while embedding
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -109,6 +139,8 @@ class Retriever:
         """
         settings = settings if settings is not None else Settings()
         folder = Path(index_dir) if index_dir is not None else settings.index_dir
+        # Built before the store is opened: a half-set LLM (ConfigError) must not leave it open.
+        llm = llm_for(settings.llm_url, settings.llm_model, api_key=settings.llm_api_key, timeout=settings.llm_timeout)
         manifest = read_manifest(folder)
         if embedder is None:
             configured = settings.model
@@ -123,7 +155,13 @@ class Retriever:
                 f"the model it was built with, or rebuild it with `qabot index ARCHIVE --rebuild`"
             )
         log.info("opened %s: %s, model %s", folder, store.counts(), embedder.name)
-        return cls(store, embedder, top_k=settings.top_k, min_score=settings.min_score)
+        try:
+            return cls(store, embedder, top_k=settings.top_k, min_score=settings.min_score,
+                       reranker=reranker_for(settings), rerank_pool=settings.rerank_pool, reader=reader_for(settings),
+                       llm=llm)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -161,28 +199,54 @@ class Retriever:
         (``min_score``). Dates and errors work as in :meth:`search`.
         """
         question = clean_question(question, max_chars=self.max_question_chars)
-        ranked = self._rank(question, k or self.top_k, since, until)
+        ranked = self._rerank_sentences(question, self._rank(question, k or self.top_k, since, until))
         passages, found, notes = ranked.passages, ranked.sentences, list(ranked.notes)
         scores = picking.rank(question, found, ranked.similarity, [p.score for p in passages])
+        models = replace(self.models, reranker=ranked.reranker, reader=None, llm=None)  # llm: set by refine only
         if not passages or ranked.relevance < self.threshold(question) or scores.size == 0:
-            return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=self.models)
-        top = int(np.argmax(scores))
-        best = picking.prefer_newer(found, scores, [p.date for p in passages], [p.article_id for p in passages])
-        if best != top:
-            newer, older = passages[found[best].passage_index].date, passages[found[top].passage_index].date
-            notes.append(f"Articles differ; the newer one ({newer}) is preferred over {older}.")
-        choice = found[best]
+            return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=models)
+        read = self._read(question, passages)
+        if read is not None:
+            models = replace(models, reader=self.models.reader)
+            if read.abstains:  # the reader is surer that the passages do not answer than of any span
+                notes.append(reading.NO_ANSWER_NOTE)
+                return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=models)
+        located = reading.locate(passages, read, split_sentences) if read is not None else None
+        if located is not None:  # the sentence that holds the reader's span
+            choice, span = located.sentence, located.span
+            same = [i for i, c in enumerate(found) if (c.passage_index, c.start) == (choice.passage_index, choice.start)]
+            score = float(scores[same[0]]) if same else passages[choice.passage_index].score
+        else:
+            top = int(np.argmax(scores))
+            best = picking.prefer_newer(found, scores, [p.date for p in passages], [p.article_id for p in passages])
+            if best != top:
+                newer, older = passages[found[best].passage_index].date, passages[found[top].passage_index].date
+                notes.append(f"Articles differ; the newer one ({newer}) is preferred over {older}.")
+            choice, span, score = found[best], None, float(scores[best])
+            models = replace(models, reader=None)
         return Answer(
             question=question, sentence=choice.text, passages=passages, passage_index=choice.passage_index,
-            sentence_start=choice.start, sentence_end=choice.end, score=float(scores[best]), notes=tuple(notes),
+            sentence_start=choice.start, sentence_end=choice.end, score=score, notes=tuple(notes),
             context=self._context(passages[choice.passage_index].article_id, choice.start, choice.end),
-            models=self.models,
+            span=span, models=models,
         )
 
     @property
     def models(self) -> Models:
         """The models behind this retriever's answers (the optional seams: None when unset)."""
-        return Models(embedder=self.embedder.name)
+        return Models(
+            embedder=self.embedder.name, reranker=self.reranker.name if self.reranker is not None else None,
+            reader=self.reader.name if self.reader is not None else None,
+            llm=self.llm.name if self.llm is not None else None,
+        )
+
+    def refine(self, answer: Answer) -> Answer:
+        """``answer`` with a checked LLM reply (``reply_source`` "llm") when an LLM is configured
+        and some of its sentences are supported by the cited passages; else ``answer`` as it is
+        (``models.llm`` None). Slow (an LLM call): front ends show :meth:`ask`'s answer first."""
+        if self.llm is None:
+            return answer
+        return self.llm.refine(answer)
 
     def stats(self) -> dict[str, Any]:
         """Size and make-up of the index, for /start and the chat's greeting; ``newest_title``
@@ -205,16 +269,58 @@ class Retriever:
             keyword = rankings.keyword_ranking(self.store, question, size) if self.hybrid else []
             ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword]))
             allowed = self.store.chunks_between(ids, since, until) if (since or until) else None
-            found = ranking.candidates(dense, keyword, size=max(k, self.rerank), since=since, until=until, allowed=allowed)
+            pool = max(k, self.rerank_pool if self.reranker is not None else self.rerank)
+            found = ranking.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed)
             similarity = self.store.vectors_for(found.pool) @ query
             passages = rankings.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
+        reranker = self.reranker
+        cross = None
+        if reranker is not None and passages:
+            cross = self._seam("reranker", lambda d: reranker.score(question, [p.text for p in passages], deadline=d))
+        if cross is None:  # no reranker (or it failed): the bi-encoder's own, smaller pool
+            passages = passages[: max(k, self.rerank)]
         sentences = picking.candidates(passages, split_sentences, dedupe=False)
         sentence_similarity = self._sentence_vectors([s.text for s in sentences]) @ query if sentences else np.zeros(0, np.float32)
-        reranked = ranking.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight)
+        reranked = ranking.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight,
+                                  reranker=cross)
         merged = ranking.merge(ranking.collapse(reranked), limit=k)
         with self._lock:
             texts = {article: self.store.article_text(article) for article in ranking.articles_to_join(merged)}
-        return ranking.renumber(merged, texts=texts, notes=found.notes)
+        ranked = ranking.renumber(merged, texts=texts, notes=found.notes)
+        return replace(ranked, reranker=reranker.name) if cross is not None and reranker is not None else ranked
+
+    def _rerank_sentences(self, question: str, ranked: ranking.Ranked) -> ranking.Ranked:
+        """The candidate answer sentences rescored by the reranker, when it ordered the passages too."""
+        reranker = self.reranker
+        if reranker is None or ranked.reranker is None or not ranked.sentences:
+            return ranked
+        texts = [s.text for s in ranked.sentences]
+        cross = self._seam("reranker", lambda d: reranker.score(question, texts, deadline=d))
+        return reranking.rescore_sentences(ranked, cross) if cross is not None else ranked
+
+    def _read(self, question: str, passages: tuple[Passage, ...]) -> Reading | None:
+        """The reader's best span in the top passages; None without a reader, or when it fails."""
+        reader = self.reader
+        if reader is None or not passages:
+            return None
+        texts = [p.text for p in passages[:READER_PASSAGES]]
+        return self._seam("reader", lambda d: reader.read(question, texts, deadline=d))
+
+    def _seam(self, kind: str, call: Callable[[Deadline], T]) -> T | None:
+        """``call``'s result within :attr:`seam_seconds`; None when the optional model raises or is too
+        slow, and the answer falls back to the bi-encoder's. Each seam's first failure is logged
+        as one line (the traceback only at DEBUG); later ones only at DEBUG."""
+        try:
+            return call(Deadline(self.seam_seconds))
+        except Exception as exc:  # any failure of an optional model: never break an answer
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            if kind not in self._failed:
+                self._failed.add(kind)
+                log.warning("%s failed, answering without it (logged once): %s", kind, reason)
+            else:
+                log.debug("%s failed again: %s", kind, reason)
+            log.debug("%s failure", kind, exc_info=not isinstance(exc, SlowModelError))
+            return None
 
     def _dates_in(self, question: str) -> tuple[date | None, date | None]:
         """A date expression in the question, resolved against the newest article's date."""

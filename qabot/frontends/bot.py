@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
@@ -34,7 +34,7 @@ from qabot.documents import Answer, Passage
 from qabot.errors import ConfigError, QabotError
 from qabot.frontends.access import AccessPolicy, RateLimiter, ResultStore, protect_logs
 from qabot.frontends.reloading import IndexOpener, RetrieverHolder
-from qabot.frontends.telegram_api import call_api, make_bot, send, show_typing
+from qabot.frontends.telegram_api import call_api, edit, make_bot, send, show_typing
 from qabot.frontends.telegram_format import (
     addressed_question,
     ask_me,
@@ -208,7 +208,27 @@ async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
     if turn.answer is None:
         return await send(context, chat.id, t(lang, "bad_question", reason=turn.message), quote=quote)
     key = state.results.put(Shown(turn.asked, lang, turn.answer, turn.answer.passages, 1, len(turn.answer.passages)))
-    await send(context, chat.id, render_answer(turn.answer, lang), keyboard=_buttons(lang, key), quote=quote)
+    sent = await send(context, chat.id, render_answer(turn.answer, lang), keyboard=_buttons(lang, key), quote=quote)
+    if sent and turn.answer.found:
+        await _refine(context, chat.id, turn.answer, sent[-1] if len(sent) == 1 else None, lang, key)
+
+
+async def _refine(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, message: Message | None,
+                  lang: str, key: str) -> None:
+    """With an LLM: its checked answer replaces the extractive one (typing shown meanwhile)."""
+    async with _state(context).retrievers.use() as retriever:
+        if getattr(retriever, "llm", None) is None:
+            return
+        async with show_typing(context, chat_id):
+            refined = await asyncio.to_thread(retriever.refine, answer)
+    if refined.reply_source != "llm":
+        return
+    state = _state(context)
+    if (shown := state.results.get(key)) is not None:  # the buttons of the edit hold the refined answer
+        key = state.results.put(replace(shown, answer=refined))
+    html = render_answer(refined, lang)
+    if message is None or not await edit(context, message, html, keyboard=_buttons(lang, key)):
+        await send(context, chat_id, html, keyboard=_buttons(lang, key))
 
 
 def _buttons(lang: str, key: str) -> InlineKeyboardMarkup:

@@ -1,4 +1,4 @@
-"""The command line: qabot index | delete | ask | search | chat | check | stats | model install.
+"""The command line: qabot index | delete | ask | search | chat | serve | check | stats | model install.
 
 Settings are read once here (environment + .env) and handed down as plain arguments.
 Every QabotError becomes one line on stderr and exit status 1.
@@ -185,7 +185,7 @@ def ask(ctx: click.Context, question: tuple[str, ...], index_dir: Path | None, t
 
     settings = _settings(ctx, index_dir=index_dir, top_k=top_k)
     with _open_retriever(settings) as retriever:
-        answer = retriever.ask(" ".join(question), since=since, until=until)
+        answer = retriever.refine(retriever.ask(" ".join(question), since=since, until=until))  # LLM: checked reply
     click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) if as_json else render_answer(answer))
 
 
@@ -246,6 +246,12 @@ def chat(ctx: click.Context, index_dir: Path | None) -> None:
                 click.echo(f"? {turn.question}")
             click.echo(turn.message if turn.answer is None else render_answer(turn.answer))
             click.echo("")
+            if turn.answer is not None and retriever.llm is not None:  # then the checked LLM answer, when there is one
+                refined = retriever.refine(turn.answer)
+                if refined.reply_source == "llm":
+                    click.echo(f"LLM ({refined.models.llm if refined.models else 'llm'}, checked):")
+                    click.echo(render_answer(refined))
+                    click.echo("")
 
 
 @cli.command("run")
@@ -271,6 +277,24 @@ def bot(ctx: click.Context, index_dir: Path | None) -> None:
 
     settings = _settings(ctx, index_dir=index_dir)
     run_bot(settings)
+
+
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs QABOT_API_KEYS.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.pass_context
+@_edge
+def serve(ctx: click.Context, index_dir: Path | None, host: str, port: int) -> None:
+    """Serve the HTTP API, the OpenAI-compatible chat endpoint and the web page (see README).
+
+    SIGTERM or Ctrl-C lets the requests in flight finish, then stops (exit 0 on SIGTERM).
+    """
+    from qabot.frontends.api import serve as run_server
+
+    settings = _settings(ctx, index_dir=index_dir)
+    run_server(settings, host=host, port=port)
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 ``make_bot``    PTB's bot for the configured API URL, with timeouts and a token-free repr
 ``call_api``    one Bot API call, retried on network errors, timeouts and 429s (with backoff)
 ``send``        HTML in parts of at most 4096 characters; plain text when Telegram rejects it
+``edit``        an answer's message replaced by a new text (the checked LLM answer)
 ``show_typing`` "typing…" for as long as a block runs
 
 Anything that retrying cannot fix (a bad request, the last failed try) is raised to the
@@ -80,8 +81,11 @@ async def call_api(func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: A
 
 
 async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, html: str, *,
-               keyboard: InlineKeyboardMarkup | None = None, quote: Message | None = None) -> None:
-    """Send ``html`` in parts of at most 4096 characters; plain text when Telegram rejects the HTML."""
+               keyboard: InlineKeyboardMarkup | None = None, quote: Message | None = None) -> list[Message]:
+    """Send ``html`` in parts of at most 4096 characters; plain text when Telegram rejects the HTML.
+
+    Returns the messages sent, in order (an answer is later edited through them)."""
+    sent: list[Message] = []
     parts = split_message(html)
     for index, part in enumerate(parts):
         options: dict[str, Any] = {
@@ -91,12 +95,30 @@ async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, html: str, *,
             "link_preview_options": LinkPreviewOptions(is_disabled=True),
         }
         try:
-            await call_api(context.bot.send_message, chat_id, part, parse_mode=ParseMode.HTML, **options)
+            sent.append(await call_api(context.bot.send_message, chat_id, part, parse_mode=ParseMode.HTML, **options))
         except BadRequest as exc:
             if "can't parse entities" not in str(exc).lower():
                 raise
             log.warning("Telegram rejected the HTML (%s); sending plain text", exc)
-            await call_api(context.bot.send_message, chat_id, plain_text(part), **options)
+            sent.append(await call_api(context.bot.send_message, chat_id, plain_text(part), **options))
+    return sent
+
+
+async def edit(context: ContextTypes.DEFAULT_TYPE, message: Message, html: str, *,
+               keyboard: InlineKeyboardMarkup | None = None) -> bool:
+    """Replace ``message``'s text with ``html`` (one part only); False when it does not fit or
+    Telegram refuses (the caller then sends it anew), never raising for a refused edit."""
+    parts = split_message(html)
+    if len(parts) != 1:
+        return False
+    options: dict[str, Any] = {"reply_markup": keyboard, "link_preview_options": LinkPreviewOptions(is_disabled=True)}
+    try:
+        await call_api(context.bot.edit_message_text, parts[0], chat_id=message.chat_id, message_id=message.message_id,
+                       parse_mode=ParseMode.HTML, **options)
+    except BadRequest as exc:
+        log.warning("Telegram refused to edit the answer (%s)", exc)
+        return False
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from qabot.documents import Answer, Passage
 from qabot.frontends.chat import snippet
+from qabot.links import text_fragment_url
 
 MAX_MESSAGE = 4096  # Telegram's limit, in UTF-16 code units
 
@@ -126,17 +127,18 @@ def _e(text: str | None) -> str:
     return html.escape(text or "", quote=True)
 
 
-def _titled(passage: Passage) -> str:
-    """The title, linked when the article has a web address (only http(s): no javascript: links)."""
+def _titled(passage: Passage, sentence: str | None = None) -> str:
+    """The title, linked when the article has a web address (only http(s): no javascript: links);
+    with ``sentence`` the link carries a text fragment that lands on it."""
     title = _e(" ".join(passage.title.split()) or passage.article_id)
-    if passage.url and re.match(r"https?://", passage.url, re.IGNORECASE):
-        return f'<a href="{_e(passage.url)}">{title}</a>'
-    return title
+    url = text_fragment_url(passage.url, sentence)
+    return f'<a href="{_e(url)}">{title}</a>' if url else title
 
 
-def citation_html(number: int, passage: Passage) -> str:
-    """``1. Title · 2025-08-15 · source`` with the title linked where possible."""
-    parts = [f"{number}. {_titled(passage)}"] + [_e(x) for x in (passage.date, passage.source) if x]
+def citation_html(number: int, passage: Passage, *, sentence: str | None = None) -> str:
+    """``1. Title · 2025-08-15 · source`` with the title linked where possible (to ``sentence``
+    in the page, for the passage that holds the answer)."""
+    parts = [f"{number}. {_titled(passage, sentence)}"] + [_e(x) for x in (passage.date, passage.source) if x]
     if passage.duplicates:
         parts.append(f"+{passage.duplicates}")  # near-identical copies (the same wire story) collapsed here
     return " · ".join(parts)
@@ -147,15 +149,28 @@ def render_answer(answer: Answer, lang: str = "en", *, snippet_chars: int = 220)
     blocks: list[str] = []
     if answer.sentence is None:
         blocks.append(t(lang, "not_found"))
+    elif answer.llm_reply is not None:  # the checked LLM answer; its [n] markers number the sources below
+        blocks.append(f"<b>{_e(answer.llm_reply)}</b>")
     else:
-        blocks.append(f"<b>{_e(answer.sentence)}</b> [{(answer.passage_index or 0) + 1}]")
+        blocks.append(f"{sentence_html(answer)} [{(answer.passage_index or 0) + 1}]")
     if answer.passages:
         header = t(lang, "sources" if answer.found else "closest")
         blocks.append(f"<b>{header}</b>")
         for number, passage in enumerate(answer.passages, start=1):
-            blocks.append(citation_html(number, passage) + f"\n<i>{_e(snippet(passage, limit=snippet_chars))}</i>")
+            sentence = answer.sentence if number - 1 == answer.passage_index else None
+            blocks.append(citation_html(number, passage, sentence=sentence) + f"\n<i>{_e(snippet(passage, limit=snippet_chars))}</i>")
     blocks.extend(f"<i>{t(lang, 'note')}: {_e(note)}</i>" for note in answer.notes)
     return "\n\n".join(blocks)
+
+
+def sentence_html(answer: Answer) -> str:
+    """The answer sentence as HTML: all bold, or, with a reader's span inside it, plain with the
+    span in bold (the exact answer stands out within its sentence)."""
+    sentence, span, start = answer.sentence or "", answer.span, answer.sentence_start
+    if span is None or start is None or not start <= span.start < span.end <= start + len(sentence):
+        return f"<b>{_e(sentence)}</b>"
+    lo, hi = span.start - start, span.end - start
+    return f"{_e(sentence[:lo])}<b>{_e(sentence[lo:hi])}</b>{_e(sentence[hi:])}"
 
 
 def render_passages(
@@ -174,7 +189,8 @@ def render_passages(
             body = _highlighted(passage, answer) if answer is not None and answer.source == passage else _e(passage.text)
         else:
             body = f"<i>{_e(snippet(passage))}</i>"
-        blocks.append(citation_html(number, passage) + "\n" + body)
+        holds_answer = answer is not None and answer.source == passage
+        blocks.append(citation_html(number, passage, sentence=answer.sentence if holds_answer and answer else None) + "\n" + body)
     return "\n\n".join(blocks)
 
 
