@@ -240,6 +240,11 @@ class Retriever:
             llm=self.llm.name if self.llm is not None else None,
         )
 
+    def warm_up(self) -> None:
+        """Load the vectors and run the model once, so a server's first question is not the slow one."""
+        self.store.load_vectors()
+        self.embedder.embed_queries(["warm-up"])
+
     def refine(self, answer: Answer) -> Answer:
         """``answer`` with a checked LLM reply (``reply_source`` "llm") when an LLM is configured
         and some of its sentences are supported by the cited passages; else ``answer`` as it is

@@ -319,6 +319,7 @@ def run_bot(settings: Settings) -> None:
         log.setLevel(logging.INFO)
     retriever = Retriever.open(settings.index_dir, settings=settings)
     try:
+        retriever.warm_up()  # before "ready": the first question is not the slow one
         application = build_application(settings, retriever, index_dir=settings.index_dir)
         stats = retriever.stats()
         log.info("ready: %s articles, %s chunks (%s – %s), model %s, index %s", stats["articles"], stats["chunks"],

@@ -125,7 +125,7 @@ class IndexOpener:
                      folder, manifest.model, manifest.dimension, self.embedder.name)
             self.embedder = self._load(manifest.model)
         retriever = Retriever.open(folder, settings=self.settings, embedder=self.embedder)
-        retriever.store.load_vectors()  # here, in the reloading thread, not in the next question
+        retriever.warm_up()  # here, in the reloading thread, not in the next question
         return retriever
 
 

@@ -37,7 +37,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
     quiet_logs()
     retriever = Retriever.open(settings.index_dir, settings=settings)
     try:
-        retriever.store.load_vectors()
+        retriever.warm_up()  # the first request is not the slow one
         holder = RetrieverHolder(retriever, index_dir=settings.index_dir, opener=IndexOpener(settings, retriever.embedder))
         app = create_app(settings, holder, workers=workers)
         stats = retriever.stats()
