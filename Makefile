@@ -49,7 +49,8 @@ browser:
 	@if command -v chromium >/dev/null 2>&1 && [ -x /usr/bin/chromedriver ]; then :; \
 	elif [ "$$(id -u)" != 0 ]; then echo "browser: skipped installing chromium (not root); the browser test will skip"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then echo "browser: skipped installing chromium (no apt-get); the browser test will skip"; \
-	else apt-get install -y -q chromium chromium-driver >/dev/null \
+	else apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } \
 	  || echo "browser: apt-get install chromium chromium-driver failed; the browser test will skip"; fi
 
 # Removes only what the Makefile and the tools it runs made. Never an index (index/ holds
