@@ -10,6 +10,7 @@ vectors are deterministic, so two builds of one archive are equal.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).parent / "data"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -31,9 +32,26 @@ def build_tiny_model(folder: Path) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel
+
+    tokenizer = wordpiece_tokenizer()
+    transformer_dir = folder.parent / f"{folder.name}-transformer"
+    tokenizer.save_pretrained(transformer_dir)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=DIMENSION, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(transformer_dir)
+    transformer = Transformer(str(transformer_dir), max_seq_length=512)
+    model = SentenceTransformer(modules=[transformer, Pooling(DIMENSION, "mean"), Normalize()], device="cpu")
+    model.save(str(folder))
+    return folder
+
+
+def wordpiece_tokenizer() -> Any:
+    """A WordPiece tokenizer trained on the test archives, as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
     from tokenizers import models as tokenizer_models
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(tokenizer_models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -44,16 +62,7 @@ def build_tiny_model(folder: Path) -> Path:
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
-    transformer_dir = folder.parent / f"{folder.name}-transformer"
-    PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
         mask_token="[MASK]", model_max_length=512,
-    ).save_pretrained(transformer_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=DIMENSION, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(transformer_dir)
-    transformer = Transformer(str(transformer_dir), max_seq_length=512)
-    model = SentenceTransformer(modules=[transformer, Pooling(DIMENSION, "mean"), Normalize()], device="cpu")
-    model.save(str(folder))
-    return folder
+    )

@@ -18,30 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.tiny_model import SPECIAL_TOKENS, _training_texts
+from tests.tiny_model import wordpiece_tokenizer
 
 HIDDEN = 32
 
 
 def _tokenizer() -> Any:
-    """A WordPiece tokenizer trained on the test archives, as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
-    from tokenizers import models as tokenizer_models
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(tokenizer_models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(_training_texts(), trainers.WordPieceTrainer(vocab_size=2000, special_tokens=SPECIAL_TOKENS))
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=512,
-    )
+    """The tiny embedder's WordPiece tokenizer (one vocabulary for every tiny model)."""
+    return wordpiece_tokenizer()
 
 
 def _config(vocab_size: int, **extra: Any) -> Any:
