@@ -17,18 +17,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qabot.documents import Article, Chunk, Problem
+from qabot.documents import Article, Chunk, Problem, Sentence
 from qabot.errors import ArchiveError
 from qabot.ingest.archive import iter_articles
-from qabot.ingest.chunking import chunk_article
+from qabot.ingest.chunking import chunk_article, chunk_sentences
 from qabot.models.embedding import Embedder
 from qabot.store import Manifest, Store, generations
+from qabot.store.manifest import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ class IndexReport:
     articles_skipped: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
+    sentences_embedded: int = 0
     articles_total: int = 0
     chunks_total: int = 0
+    sentences_total: int = 0
     seconds: float = 0.0
     generation: str = ""
     resumed: bool = False
@@ -61,8 +64,10 @@ class IndexReport:
             "articles_skipped": self.articles_skipped,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
+            "sentences_embedded": self.sentences_embedded,
             "articles_total": self.articles_total,
             "chunks_total": self.chunks_total,
+            "sentences_total": self.sentences_total,
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
             "resumed": self.resumed,
@@ -105,6 +110,7 @@ def build_index(
                            on_batch=None if bar is None else lambda: _advance(bar, run.counts, started))
             if prune:
                 _prune(run, archive)
+            _add_missing_sentences(run, embedder, batch_size=batch_size)
         except BaseException:
             if run.staging is not None:
                 _save_progress(run.staging)
@@ -146,7 +152,7 @@ class _Run:
         return self.staging
 
 
-_COUNTS = ("read", "indexed", "unchanged", "chunks", "removed")
+_COUNTS = ("read", "indexed", "unchanged", "chunks", "sentences", "removed")
 
 
 def _start(run: _Run, *, rebuild: bool) -> None:
@@ -199,15 +205,39 @@ def _index_batches(
     for batch in _prefetch(_batches(items, max_chunks=batch_size * 32)):
         staging = run.writable()
         texts = [c.text for _, chunks in batch for c in chunks]
-        vectors = embedder.embed_passages(texts, batch_size=batch_size)
-        staging.add(batch, np.asarray(vectors, dtype=np.float32))
+        spans = [sentences_for(chunks) for _, chunks in batch]
+        sentence_texts = [s.text for found in spans for s in found]
+        # One call for both: encode() sorts all texts by length, so chunks and sentences pad little.
+        vectors = np.asarray(embedder.embed_passages(texts + sentence_texts, batch_size=batch_size), dtype=np.float32)
+        staging.add(batch, vectors[: len(texts)], spans, vectors[len(texts) :])
         run.counts["indexed"] += len(batch)
         run.counts["chunks"] += len(texts)
+        run.counts["sentences"] += len(sentence_texts)
         if time.monotonic() - last_checkpoint >= checkpoint_seconds:
             generations.checkpoint(staging)
             last_checkpoint = time.monotonic()
         if on_batch is not None:
             on_batch()
+
+
+def _add_missing_sentences(run: _Run, embedder: Embedder, *, batch_size: int) -> None:
+    """Embed the sentences of articles stored without them (an index of format 1): the upgrade to
+    sentence vectors, which re-embeds no chunk; committed per batch, so a killed upgrade resumes."""
+    live = generations.live_manifest(run.folder)
+    if run.staging is None and (live is None or live.format_version >= FORMAT_VERSION):
+        return
+    staging = run.writable()
+    missing = staging.articles_without_sentences()
+    for lo in range(0, len(missing), batch_size * 8):
+        spans = {a: sentences_for(chunks) for a, chunks in staging.article_chunks(missing[lo : lo + batch_size * 8]).items()}
+        texts = [s.text for found in spans.values() for s in found]
+        vectors = (np.asarray(embedder.embed_passages(texts, batch_size=batch_size), dtype=np.float32) if texts
+                   else np.zeros((0, embedder.dimension), dtype=np.float32))
+        ends = np.cumsum([len(found) for found in spans.values()])
+        staging.add_sentences({a: (found, vectors[end - len(found) : end]) for (a, found), end in zip(spans.items(), ends)})
+        run.counts["sentences"] += len(texts)
+        log.info("%s: added sentence vectors to %d of %d articles", run.folder, min(lo + batch_size * 8, len(missing)), len(missing))
+    staging.manifest = replace(staging.manifest, format_version=FORMAT_VERSION)
 
 
 def _prune(run: _Run, archive: Path) -> None:
@@ -229,13 +259,20 @@ def _report(run: _Run, manifest: Manifest, *, index_dir: Path, seconds: float) -
         articles_skipped=sum(1 for p in run.problems if p.skipped),
         articles_removed=counts["removed"],
         chunks_embedded=counts["chunks"],
+        sentences_embedded=counts["sentences"],
         articles_total=manifest.articles,
         chunks_total=manifest.chunks,
+        sentences_total=manifest.sentences,
         seconds=seconds,
         generation=manifest.generation,
         resumed=run.resumed,
         errors=tuple(run.problems),
     )
+
+
+def sentences_for(chunks: Sequence[Chunk]) -> list[Sentence]:
+    """Exactly the sentences the indexer embeds for an article's ``chunks`` (benchmarks use this too)."""
+    return chunk_sentences(chunks)
 
 
 def chunks_for(article: Article, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:

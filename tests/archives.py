@@ -33,11 +33,13 @@ def write_archive(path: Path, ids: range | list[int], *, changed: frozenset[int]
 
 
 def snapshot(folder: Path) -> dict[str, object]:
-    """What an index holds, independent of rowids: articles with hashes, chunk texts per article."""
+    """What an index holds, independent of rowids: articles with hashes, chunk texts per article,
+    sentence spans with their stored vectors."""
     from qabot.store import Store
 
     with Store.open(folder) as store:
         articles = dict(store.article_hashes())
         chunks = sorted(store.db.execute("select article_id, idx, text from chunks").fetchall())
+        sentences = sorted(store.db.execute('select article_id, start, "end", vector from sentences').fetchall())
         assert len(set(store.faiss_ids().tolist())) == store.vectors.ntotal == len(chunks)
-    return {"articles": articles, "chunks": chunks}
+    return {"articles": articles, "chunks": chunks, "sentences": sentences}

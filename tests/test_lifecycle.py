@@ -154,7 +154,7 @@ def test_ctrl_c_saves_progress_and_the_next_run_resumes(tmp_path):
     assert report.ok and any("interrupted run" in n for n in report.notes)
     counting = _Counting()
     resumed = _build(archive, folder, embedder=counting, batch_size=2)
-    assert resumed.resumed and 0 < counting.embedded < resumed.chunks_total
+    assert resumed.resumed and 0 < counting.embedded < resumed.chunks_total + resumed.sentences_total
     assert snapshot(folder) == snapshot(_fresh(tmp_path, archive))
     assert check_index(folder).ok and not (folder / "staging.json").exists()
 
@@ -349,6 +349,13 @@ def test_vectors_and_rows_stay_in_step_through_every_operation(tmp_path):
         texts = [store.chunk_rows([int(i)])[int(i)]["text"] for i in ids]
     expected = HashEmbedder().embed_passages(texts)
     assert np.allclose(vectors, expected, atol=1e-5)  # each vector sits under its own chunk's id
+    with Store.open(folder) as store:
+        assert not store.sentence_problems()
+        stored, sentence_vectors = store.sentences_in(ids.tolist())
+        chunks = store.chunk_rows(ids.tolist())
+    texts = [chunks[s.chunk_id]["text"][s.start - chunks[s.chunk_id]["start"] : s.end - chunks[s.chunk_id]["start"]] for s in stored]
+    assert len(stored) > len(ids)
+    assert np.allclose(sentence_vectors, HashEmbedder().embed_passages(texts), atol=2e-3)  # float16 on disk
 
 
 def test_progress_shows_articles_of_the_total_chunks_and_rate(tmp_path, capsys):

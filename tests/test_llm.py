@@ -8,14 +8,17 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 
-from qabot.answering.llm_answer import LLMAnswerer, build_messages
+from qabot.answering.llm_answer import CachedEmbed, LLMAnswerer, build_messages
 from qabot.answering.retriever import Retriever
 from qabot.config import Secret, Settings
 from qabot.errors import ConfigError
+from qabot.models.embedding import HashEmbedder
 from qabot.models.llm import LLMClient, LLMError, llm_for
 from qabot.store import Store
 from tests.fake_openai import KEY, FakeOpenAI
@@ -266,3 +269,15 @@ def test_the_check_costs_little_beside_the_call(llm_retriever, fake):
     print(f"\nLLM step with the fake server: median {sorted(timings)[2] * 1000:.0f} ms; the check alone "
           f"{check.check_seconds * 1000:.0f} ms")
     assert sorted(timings)[2] < 2.0
+
+
+def test_the_meaning_checks_cache_is_safe_with_many_threads_and_a_tiny_cache():
+    embedder = HashEmbedder()
+    cache = CachedEmbed(embedder, size=3)
+    texts = [f"Satz Nummer {i} über Alaska." for i in range(20)]
+    expected = embedder.embed_passages(texts)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: cache([texts[i % 20], texts[(i + 7) % 20]]), range(400)))
+    for i, vectors in enumerate(results):
+        assert np.allclose(vectors, expected[[i % 20, (i + 7) % 20]])
+    assert len(cache._cache) <= 3

@@ -1,13 +1,12 @@
-"""The Retriever's own duties: a thread-safe sentence cache, and opening an index without the environment."""
+"""The Retriever's own duties: nothing but the question embedded when answering, thread safety, and opening an index."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from qabot.indexer import build_index
 from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
 
-# Two sentences each, one chunk each: a question about one article embeds exactly its two sentences.
+# Two sentences each, one chunk each.
 ARTICLES = {
     "tram": "Der Stadtrat von Musterstadt beschloss eine neue Straßenbahnlinie. Sie soll 2027 eröffnet werden.",
     "zoo": "Der Zoo von Musterstadt bekommt zwei Elefanten aus Thailand. Sie kommen im August an.",
@@ -45,72 +44,57 @@ def index(tmp_path: Path, hash_embedder: HashEmbedder) -> Path:
     return tmp_path / "ix"
 
 
-class GatedEmbedder(HashEmbedder):
-    """Hands passage vectors out one row at a time, and holds the first caller after its first row.
-
-    A real embedder returns an array at once, and the old cache code then inserted and
-    re-ordered entries with no lock: another thread could run in between. Pausing the first
-    caller between rows opens that window for as long as the test needs, so the interleaving
-    is certain instead of rare.
-    """
+class CountingEmbedder(HashEmbedder):
+    """Counts the texts embedded as passages and as questions."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.paused = threading.Event()  # the first caller has taken its first row and waits
-        self.release = threading.Event()  # the test lets it go on
-        self._first = True
-        self._lock = threading.Lock()
+        self.passages = 0
+        self.queries = 0
 
-    def embed_passages(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> Iterator[np.ndarray]:  # type: ignore[override]
-        rows = super().embed_passages(texts)
-        with self._lock:
-            gated, self._first = self._first, False
-        return self._rows(rows, gated)
+    def embed_passages(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        self.passages += len(texts)
+        return super().embed_passages(texts)
 
-    def _rows(self, rows: np.ndarray, gated: bool) -> Iterator[np.ndarray]:
-        for number, row in enumerate(rows):
-            yield row
-            if gated and number == 0:
-                self.paused.set()
-                assert self.release.wait(10), "the test never released the first question"
+    def embed_queries(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        self.queries += len(texts)
+        return super().embed_queries(texts)
 
 
-def test_a_question_evicting_anothers_sentences_meanwhile_is_harmless(index: Path):
-    # Cache of two, one chunk per question, two sentences per chunk: the second question's two
-    # sentences push out what the first had cached before it finishes.
-    embedder = GatedEmbedder()
-    retriever = Retriever(Store.open(index, model=embedder.name), embedder, top_k=1, rerank=1, sentence_cache=2)
-    with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(retriever.search, QUESTIONS["tram"], 1)
-        assert embedder.paused.wait(10)
-        second = retriever.search(QUESTIONS["zoo"], 1)
-        embedder.release.set()
-        passages = first.result(timeout=10)  # the old code raised KeyError here
-    assert [p.article_id for p in passages] == ["tram"] and [p.article_id for p in second] == ["zoo"]
-    assert len(retriever._cache) <= 2
-    retriever.close()
+def test_only_the_question_is_embedded_at_question_time(index: Path):
+    embedder = CountingEmbedder()
+    with Retriever(Store.open(index, model=embedder.name), embedder, rerank=50) as retriever:
+        answers = [retriever.ask(q, k=4) for q in QUESTIONS.values()] + [retriever.search(q, k=4) for q in QUESTIONS.values()]
+    assert all(answers) and answers[0].sentence is not None
+    assert (embedder.passages, embedder.queries) == (0, 2 * len(QUESTIONS))
 
 
-def test_a_question_with_more_sentences_than_the_cache_holds(index: Path, hash_embedder: HashEmbedder):
-    with Retriever(Store.open(index, model=hash_embedder.name), hash_embedder, sentence_cache=1) as retriever:
-        assert retriever.ask("Musterstadt").passages  # every article's two sentences, a cache of one
-        assert len(retriever._cache) == 1
+def test_stored_sentence_vectors_score_as_fresh_embeddings_would(index: Path, hash_embedder: HashEmbedder):
+    with Retriever(Store.open(index, model=hash_embedder.name), hash_embedder) as retriever:
+        answer = retriever.ask(QUESTIONS["zoo"])
+        query = hash_embedder.embed_queries([answer.question])[0]
+        fresh = float(hash_embedder.embed_passages([answer.sentence])[0] @ query)
+        stored, vectors = retriever.store.sentences_in([answer.passages[answer.passage_index].chunk_id])
+    assert answer.sentence in ARTICLES["zoo"]
+    assert [ARTICLES["zoo"][s.start : s.end] for s in stored] == [
+        "Der Zoo von Musterstadt bekommt zwei Elefanten aus Thailand.", "Sie kommen im August an."]
+    assert abs(max(vectors @ query) - fresh) < 2e-3  # float16 on disk
 
 
 class SlowEmbedder(HashEmbedder):
     """Yields the GIL inside every call, so that many questions are embedding at once."""
 
-    def embed_passages(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+    def embed_queries(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         time.sleep(0.001)
-        return super().embed_passages(texts)
+        return super().embed_queries(texts)
 
 
-def test_many_threads_asking_at_once_with_a_tiny_cache(index: Path):
+def test_many_threads_asking_at_once_get_the_answers_one_thread_gets(index: Path):
     old_interval = sys.getswitchinterval()
     reference = Retriever(Store.open(index, model="hash-test"), HashEmbedder())
     expected = {key: reference.ask(question, k=2) for key, question in QUESTIONS.items()}
     reference.close()
-    retriever = Retriever(Store.open(index, model="hash-test"), SlowEmbedder(), sentence_cache=3)
+    retriever = Retriever(Store.open(index, model="hash-test"), SlowEmbedder())
     questions = [key for key in QUESTIONS for _ in range(10)]
     sys.setswitchinterval(1e-6)  # switch threads as often as possible
     try:
@@ -120,7 +104,7 @@ def test_many_threads_asking_at_once_with_a_tiny_cache(index: Path):
         sys.setswitchinterval(old_interval)
         retriever.close()
     for key, answer in answers:
-        # the same answer as one thread with a big cache gives: no vector got mixed up
+        # the same answer as one thread gives: no vector got mixed up
         assert (answer.sentence, answer.score) == (expected[key].sentence, expected[key].score)
         assert [p.chunk_id for p in answer.passages] == [p.chunk_id for p in expected[key].passages]
 

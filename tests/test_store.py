@@ -62,14 +62,14 @@ def test_replacing_an_article_never_reuses_ids_and_keeps_step(store):
     first = store.add([_article("a", "Eins.", "Zwei.")], _vectors(2))
     second = store.add([_article("a", "Eins neu.")], _vectors(1, seed=1))
     assert not set(first) & set(second)
-    assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1}
+    assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1, "sentences": 0}
     assert store.id_problems() == []
 
 
 def test_delete_removes_chunks_vectors_and_fts_rows(store):
     store.add([_article("a", "Putin landet in Alaska."), _article("b", "Kochrezept.")], _vectors(2))
     store.delete_articles(["a"])
-    assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1}
+    assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1, "sentences": 0}
     assert store.db.execute("select count(*) from chunks_fts where chunks_fts match 'alaska'").fetchone()[0] == 0
 
 
@@ -78,7 +78,7 @@ def test_reopen_round_trip_and_manifest_counts(store, tmp_path):
     store.save()
     store.close()
     reopened = Store.open(tmp_path / "ix", model="m")
-    assert reopened.counts() == {"articles": 1, "chunks": 2, "vectors": 2}
+    assert reopened.counts() == {"articles": 1, "chunks": 2, "vectors": 2, "sentences": 0}
     manifest = read_manifest(tmp_path / "ix")
     assert (manifest.articles, manifest.chunks, manifest.vectors, manifest.dimension) == (1, 2, 2, 8)
     reopened.close()
@@ -136,8 +136,8 @@ def test_save_leaves_no_temporary_files(store, tmp_path):
 
 def test_schema_is_made_by_migrations(store):
     applied = [r[0] for r in store.db.execute("select name from _sqlite_migrations")]
-    assert applied == ["m001_articles_and_chunks"]
-    assert {"articles", "chunks", "chunks_fts"} <= set(store.db.table_names())
+    assert applied == ["m001_articles_and_chunks", "m002_sentences"]
+    assert {"articles", "chunks", "chunks_fts", "sentences"} <= set(store.db.table_names())
 
 
 def test_saved_files_are_readable_by_other_users_as_the_umask_allows(tmp_path):
@@ -191,7 +191,7 @@ def test_reading_hashes_and_counts_never_reads_the_vector_file(saved):
 
 def test_open_checks_ids_and_counts_without_loading_the_vectors(saved, loads):
     with Store.open(saved, model="m") as store:  # check=True: the id contract is verified
-        assert store.counts() == {"articles": 2, "chunks": 3, "vectors": 3}
+        assert store.counts() == {"articles": 2, "chunks": 3, "vectors": 3, "sentences": 0}
         assert sorted(store.faiss_ids().tolist()) == store.chunk_ids().tolist()
         assert loads == [] and not store.vectors_loaded
         assert store.search_vectors(_vectors(3)[2], 1)[0][0] == 3

@@ -19,7 +19,9 @@ extractive (``models.llm`` is then None: the LLM's words are not what the user s
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 # For other embedding models it is a guess (DEFAULT_BAR).
 CALIBRATED_BAR = {"multilingual-e5-small": 0.86}
 DEFAULT_BAR = 0.80
+UNIT_CACHE = 20_000  # embedded passage sentences and pairs kept for the next check
 PASSAGE_CHARS = 1500  # per passage in the prompt: enough for a chunk of ~200 tokens
 
 LANGUAGES = {"en": "English", "de": "German"}
@@ -104,11 +107,40 @@ class Checked:
         return tuple(Unsupported(v.claim.text, v.reason or "") for v in self.verdicts if not v.supported)
 
 
+class CachedEmbed:
+    """``embedder.embed_passages`` with a bounded cache: the meaning check embeds the cited passages'
+    sentences and pairs, which the next reply about the same passages (a retry, a follow-up) needs
+    again. Thread-safe: the cache is touched under a lock, embedding happens outside it, and each
+    call's result is built from a local dict, so an entry evicted meanwhile is never lost."""
+
+    def __init__(self, embedder: Embedder, size: int = UNIT_CACHE) -> None:
+        self.embedder, self.size = embedder, size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        wanted = list(dict.fromkeys(texts))
+        with self._lock:
+            vectors = {t: self._cache[t] for t in wanted if t in self._cache}
+            for text in vectors:
+                self._cache.move_to_end(text)
+        missing = [t for t in wanted if t not in vectors]
+        if missing:
+            vectors.update(zip(missing, np.asarray(self.embedder.embed_passages(missing), dtype=np.float32)))
+            with self._lock:
+                for text in missing:
+                    self._cache[text] = vectors[text]
+                    self._cache.move_to_end(text)
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, self.embedder.dimension), np.float32)
+
+
 class LLMAnswerer:
     """Refines extractive answers with an LLM whose reply is checked; safe to share by threads.
 
-    ``embed`` embeds texts for the meaning check (default: ``embedder.embed_passages``; the
-    Retriever passes its cached sentence embedder). ``bar`` defaults to the calibrated one.
+    ``embed`` embeds texts for the meaning check (default: :class:`CachedEmbed` of ``embedder``).
+    ``bar`` defaults to the calibrated one.
     """
 
     def __init__(self, llm: LLMClient, embedder: Embedder, *, bar: float | None = None,
@@ -116,7 +148,7 @@ class LLMAnswerer:
         self.llm = llm
         self.embedder = embedder
         self.bar = bar if bar is not None else default_bar(embedder.name)
-        self._embed = embed if embed is not None else (lambda texts: np.asarray(embedder.embed_passages(texts)))
+        self._embed = embed if embed is not None else CachedEmbed(embedder)
 
     @property
     def name(self) -> str:

@@ -23,13 +23,13 @@ import numpy as np
 
 from qabot.answering.rankings import terms
 from qabot.documents import Passage, Sentence
+from qabot.ingest.sentences import MIN_SENTENCE_CHARS
 from qabot.lexicon import MONTH_NAMES
 
 SENTENCE_WEIGHT = 0.6
 PASSAGE_WEIGHT = 0.3
 OVERLAP_WEIGHT = 0.05
 TYPE_WEIGHT = 0.03
-MIN_SENTENCE_CHARS = 12
 NEWER_MARGIN = 0.01
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -82,6 +82,21 @@ def candidates(passages: Sequence[Passage], split: Callable[[str], list[Sentence
             seen.add(key)
             found.append(Candidate(index, passage.start + sentence.start, passage.start + sentence.end, sentence.text))
     return found
+
+
+def stored_candidates(passages: Sequence[Passage], stored: Sequence[tuple[int, int, int]]) -> tuple[list[Candidate], list[int]]:
+    """Candidates from stored sentences, given as (chunk id, start, end) in article offsets;
+    and which rows of ``stored`` they came from (rows of chunks not among ``passages`` are dropped)."""
+    where = {p.chunk_id: i for i, p in enumerate(passages)}
+    found, rows = [], []
+    for row, (chunk_id, start, end) in enumerate(stored):
+        index = where.get(chunk_id)
+        if index is None:
+            continue
+        passage = passages[index]
+        found.append(Candidate(index, start, end, passage.text[start - passage.start : end - passage.start]))
+        rows.append(row)
+    return found, rows
 
 
 def overlap(question_terms: Sequence[str], sentence: str) -> float:

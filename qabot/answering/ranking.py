@@ -114,13 +114,16 @@ def candidates(
     since: date | None = None,
     until: date | None = None,
     allowed: Set[int] | None = None,
+    sentence: Ranking = (),
 ) -> Candidates:
-    """Fuse the legs by reciprocal rank and keep the best ``size`` chunks.
+    """Fuse the legs (dense, keyword, and the sentence leg when given) by reciprocal rank and keep
+    the best ``size`` chunks.
 
     With ``since``/``until``, only chunks in ``allowed`` (those whose article is dated within
     them) are kept; when none is, all dates are kept and a note says so.
     """
-    fused = fuse_rrf([dense, keyword]) if keyword else list(dense)
+    legs = [leg for leg in (dense, keyword, sentence) if leg]
+    fused = fuse_rrf(legs) if len(legs) > 1 else list(dense)
     notes: list[str] = []
     if since or until:
         span = f"{since or '…'} – {until or '…'}"

@@ -52,6 +52,11 @@ def dense_ranking(store: Store, query_vector: np.ndarray, k: int) -> Ranking:
     return store.search_vectors(query_vector, k)
 
 
+def sentence_ranking(store: Store, query_vector: np.ndarray, k: int) -> Ranking:
+    """Chunks holding the sentences nearest to the query vector (cosine), by their best sentence."""
+    return store.search_sentences(query_vector, k)
+
+
 def keyword_ranking(store: Store, question: str, k: int) -> Ranking:
     """Chunks matching the question's words in FTS5, by bm25 (higher is better)."""
     match = fts_query(question)

@@ -5,19 +5,19 @@
     >>> answer = r.ask("When does Putin land in Alaska?")
     >>> answer.sentence, answer.passages[0].date
 
-It does the I/O of answering (embedding the question and sentences, store lookups) and hands
+It does the I/O of answering (embedding the question, the only text embedded at question
+time; store lookups, sentence vectors included, stored at index time) and hands
 the rest to pure steps: :func:`~qabot.answering.questions.clean_question` for the question,
 the ranking steps of :mod:`qabot.answering.ranking` (candidates -> rerank -> collapse -> merge
 -> renumber) for the passages, and :mod:`qabot.answering.picking` for the answering sentence.
 It is safe to call from several threads at once (the bot runs each question in a worker
-thread): the SQLite connection is shared under one lock, the sentence cache under another.
+thread): the SQLite connection and the vector index are shared under one lock.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -32,7 +32,7 @@ from qabot.answering.llm_answer import LLMAnswerer
 from qabot.answering.questions import clean_question
 from qabot.config import DEFAULT_MODEL, Settings
 from qabot.documents import Answer, Models, Passage
-from qabot.errors import IndexMismatchError
+from qabot.errors import IndexMismatchError, StoreError
 from qabot.ingest.chunking import split_sentences
 from qabot.lexicon import detect_language
 from qabot.models.embedding import Embedder, embedder_for
@@ -41,6 +41,7 @@ from qabot.models.optional import Deadline, SlowModelError
 from qabot.models.reader import Reader, Reading, reader_for
 from qabot.models.reranker import Reranker, reranker_for
 from qabot.store import Store, read_manifest
+from qabot.store.manifest import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,12 @@ def default_min_score(model: str, language: str = "en") -> float:
     calibrated = CALIBRATED_MIN_SCORE.get(model.rsplit("/", 1)[-1])
     return calibrated.get(language, calibrated["en"]) if calibrated else 0.0
 
+# The sentence leg: chunks ranked by their sentences nearest to the question, fused with the
+# chunk and keyword legs; it reads this many sentences per chunk it ranks (several are one chunk's).
+SENTENCE_LEG = True
+SENTENCE_HITS = 3
 # Passage score = (1 - w) * passage similarity + w * best sentence similarity.
 SENTENCE_WEIGHT = 0.5
-# Sentence embeddings kept for reuse: follow-ups and neighbouring chunks repeat sentences.
-SENTENCE_CACHE = 20_000
 # With a reranker: how many fused candidates it rescores (QABOT_RERANK_POOL).
 RERANK_POOL = 25
 # How long one optional model (reranker, reader) may take per question before the answer falls
@@ -86,10 +89,10 @@ class Retriever:
         *,
         top_k: int = 5,
         hybrid: bool = True,
+        sentence_leg: bool = SENTENCE_LEG,
         rerank: int = RERANK,
         sentence_weight: float = SENTENCE_WEIGHT,
         min_score: float | None = None,
-        sentence_cache: int = SENTENCE_CACHE,
         max_question_chars: int = MAX_QUESTION_CHARS,
         reranker: Reranker | None = None,
         rerank_pool: int = RERANK_POOL,
@@ -101,23 +104,20 @@ class Retriever:
         self.embedder = embedder
         self.top_k = top_k
         self.hybrid = hybrid
+        self.sentence_leg = sentence_leg
         self.rerank = rerank
         self.sentence_weight = sentence_weight
         self.min_score = min_score  # None: the calibrated threshold for the question's language
-        self.sentence_cache = sentence_cache
         self.max_question_chars = max_question_chars
         # The optional models: each None when unset; a failure falls back to the bi-encoder's answer.
         self.reranker = reranker
         self.rerank_pool = rerank_pool
         self.reader = reader
         self.seam_seconds = seam_seconds
-        # The LLM answer (refine): its reply is checked against the passages, with this model's
-        # cached sentence embeddings for the meaning check.
-        self.llm = LLMAnswerer(llm, embedder, embed=self._sentence_vectors) if llm is not None else None
+        # The LLM answer (refine): its reply is checked against the passages with this model.
+        self.llm = LLMAnswerer(llm, embedder) if llm is not None else None
         self._failed: set[str] = set()  # seams whose failure was logged (once)
         self._lock = threading.RLock()  # the store (one SQLite connection, one FAISS index)
-        self._cache_lock = threading.Lock()  # the sentence cache; never held while embedding
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def open(
@@ -153,6 +153,13 @@ class Retriever:
                 f"the index at {folder} holds {store.manifest.dimension}-dimensional vectors (model "
                 f"{store.manifest.model}), but model {embedder.name} gives {embedder.dimension}: open it with "
                 f"the model it was built with, or rebuild it with `qabot index ARCHIVE --rebuild`"
+            )
+        if store.manifest.format_version < FORMAT_VERSION:
+            store.close()
+            raise StoreError(
+                f"the index at {folder} is of format {store.manifest.format_version}, from before sentence vectors; "
+                f"upgrade it with `qabot index ARCHIVE --index {folder}` (it embeds only the sentences, and readers "
+                "keep the old one meanwhile)"
             )
         log.info("opened %s: %s, model %s", folder, store.counts(), embedder.name)
         try:
@@ -241,8 +248,9 @@ class Retriever:
         )
 
     def warm_up(self) -> None:
-        """Load the vectors and run the model once, so a server's first question is not the slow one."""
-        self.store.load_vectors()
+        """Load the vectors (and the sentence leg's) and run the model once, so a server's first
+        question is not the slow one."""
+        self.store.load_vectors(sentences=self.sentence_leg)
         self.embedder.embed_queries(["warm-up"])
 
     def refine(self, answer: Answer) -> Answer:
@@ -272,10 +280,11 @@ class Retriever:
             size = ranking.leg_size(since, until)
             dense = rankings.dense_ranking(self.store, query, size)
             keyword = rankings.keyword_ranking(self.store, question, size) if self.hybrid else []
-            ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword]))
+            sentence = rankings.sentence_ranking(self.store, query, size * SENTENCE_HITS) if self.sentence_leg else []
+            ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword, *sentence]))
             allowed = self.store.chunks_between(ids, since, until) if (since or until) else None
             pool = max(k, self.rerank_pool if self.reranker is not None else self.rerank)
-            found = ranking.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed)
+            found = ranking.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed, sentence=sentence)
             similarity = self.store.vectors_for(found.pool) @ query
             passages = rankings.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
         reranker = self.reranker
@@ -284,8 +293,10 @@ class Retriever:
             cross = self._seam("reranker", lambda d: reranker.score(question, [p.text for p in passages], deadline=d))
         if cross is None:  # no reranker (or it failed): the bi-encoder's own, smaller pool
             passages = passages[: max(k, self.rerank)]
-        sentences = picking.candidates(passages, split_sentences, dedupe=False)
-        sentence_similarity = self._sentence_vectors([s.text for s in sentences]) @ query if sentences else np.zeros(0, np.float32)
+        with self._lock:  # the sentences' vectors were stored at index time: nothing is embedded here
+            stored, vectors = self.store.sentences_in([p.chunk_id for p in passages])
+        sentences, rows = picking.stored_candidates(passages, [(s.chunk_id, s.start, s.end) for s in stored])
+        sentence_similarity = vectors[rows] @ query if rows else np.zeros(0, np.float32)
         reranked = ranking.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight,
                                   reranker=cross)
         merged = ranking.merge(ranking.collapse(reranked), limit=k)
@@ -332,29 +343,6 @@ class Retriever:
         newest = self.store.date_range()[1]
         found = find_date_range(question, today=date.fromisoformat(newest) if newest else date.today())
         return (found.since, found.until) if found else (None, None)
-
-    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Passage embeddings of sentences, cached: follow-ups and neighbours reuse them.
-
-        The answer is built from a local dict of what the cache had and what was embedded,
-        so another thread evicting an entry meanwhile cannot lose it; the cache is only
-        touched under its lock, and embedding (the slow part) happens outside it.
-        """
-        wanted = list(dict.fromkeys(texts))
-        with self._cache_lock:
-            vectors = {t: self._cache[t] for t in wanted if t in self._cache}
-            for text in vectors:
-                self._cache.move_to_end(text)
-        missing = [t for t in wanted if t not in vectors]
-        if missing:
-            vectors.update(zip(missing, self.embedder.embed_passages(missing)))
-            with self._cache_lock:
-                for text in missing:
-                    self._cache[text] = vectors[text]
-                    self._cache.move_to_end(text)
-                while len(self._cache) > self.sentence_cache:
-                    self._cache.popitem(last=False)
-        return np.stack([vectors[t] for t in texts]).astype(np.float32)
 
     def _context(self, article_id: str, start: int, end: int) -> str | None:
         with self._lock:

@@ -16,16 +16,16 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import tiktoken
 
 from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import ModelError
-from qabot.ingest.sentences import split_sentences
+from qabot.ingest.sentences import MIN_SENTENCE_CHARS, split_sentences
 
-__all__ = ["chunk_article", "count_tokens", "get_encoding", "split_sentences"]
+__all__ = ["chunk_article", "chunk_sentences", "count_tokens", "get_encoding", "split_sentences"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,3 +273,22 @@ def _longest_fitting(text: str, start: int, ends: list[int], budget: int, count:
         else:
             hi = mid - 1
     return best
+
+
+def chunk_sentences(chunks: Sequence[Chunk]) -> list[Sentence]:
+    """The sentences of ``chunks`` (one article's), each once, as spans of the article text.
+
+    Exactly the sentences the answer is picked from: each chunk's text split on its own (so a
+    long sentence cut between chunks gives a piece per chunk, each inside its chunk), a
+    sentence shared by overlapping chunks once, and none shorter than ``MIN_SENTENCE_CHARS``.
+    """
+    seen: set[tuple[int, int]] = set()
+    found: list[Sentence] = []
+    for chunk in chunks:
+        for sentence in split_sentences(chunk.text):
+            span = (chunk.start + sentence.start, chunk.start + sentence.end)
+            if span in seen or len(sentence.text) < MIN_SENTENCE_CHARS:
+                continue
+            seen.add(span)
+            found.append(Sentence(span[0], span[1], sentence.text))
+    return sorted(found, key=lambda s: (s.start, s.end))

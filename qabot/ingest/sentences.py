@@ -17,7 +17,10 @@ import re
 from qabot.documents import Sentence
 from qabot.lexicon import MONTHS
 
-__all__ = ["split_sentences"]
+__all__ = ["MIN_SENTENCE_CHARS", "split_sentences"]
+
+# Shorter "sentences" (a dateline, "Foto: dpa") are never answers: not embedded, not picked.
+MIN_SENTENCE_CHARS = 12
 
 _OPENING = "\"'„‚«»“‘([{"
 _CLOSING = "\"'”“’‘»«)]}"

@@ -5,7 +5,8 @@ Layout of an index folder::
     manifest.json       format version, model, dimension, chunker settings, counts, and the
                         live ``generation``: renaming a new manifest into place is the commit
     gen-000007/         one generation (the live one; the previous one is kept for readers)
-        qabot.db        articles, chunks, chunks_fts (FTS5 on chunk text); opens in Datasette
+        qabot.db        articles, chunks, sentences (spans and float16 vectors), chunks_fts
+                        (FTS5 on chunk text); opens in Datasette
         vectors.faiss   the vector index; FAISS id == chunks.id (the rowid)
     staging.json        only while an indexing run builds the next generation, or after one was
                         interrupted (the next run with the same settings resumes it)
@@ -21,7 +22,9 @@ Modules, each using only those listed before it:
 ``migrations``   the SQLite schema, changed only by numbered migrations
 ``vectors``      the FAISS index (exact while small, IVF when large) and reading its ids alone
 ``vectorfile``   a generation's vector file, read into memory on first use
-``store``        :class:`Store`: one open generation, its SQL queries and its vectors
+``sentences``    the sentence vectors stored beside the chunks (float16 blobs)
+``queries``      the read queries (articles, chunks, sentences, full text), mixed into Store
+``store``        :class:`Store`: one open generation, its writes and its vectors
 ``generations``  the writer lock, begin / resume / publish / abandon of a generation
 ``checks``       ``qabot check`` and ``qabot stats``
 """

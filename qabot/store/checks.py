@@ -48,7 +48,7 @@ class CheckReport:
 
 def check_index(folder: Path) -> CheckReport:
     """Verify the live generation: manifest, SQLite integrity, FAISS ids == chunk rowids,
-    counts against the manifest, per-article chunk counts, and the FTS index."""
+    counts against the manifest, per-article chunk and sentence counts, and the FTS index."""
     folder = Path(folder)
     report = CheckReport(index=str(folder))
     try:
@@ -96,6 +96,7 @@ def _check_sqlite(store: Store, report: CheckReport) -> None:
         report.problems.append(f"{dangling} chunks belong to no article")
     if wrong := store.incomplete_articles():
         report.problems.append(f"{len(wrong)} articles whose n_chunks does not match their chunks (e.g. {wrong[0]!r})")
+    report.problems.extend(store.sentence_problems())
     _check_fts(store, report)
 
 

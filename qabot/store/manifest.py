@@ -15,7 +15,8 @@ from pathlib import Path
 from qabot.errors import StoreError
 from qabot.store.files import atomic_write_bytes, fsync_path
 
-FORMAT_VERSION = 1
+# 2: sentence vectors stored with the chunks (an index of format 1 is upgraded by its next `qabot index`).
+FORMAT_VERSION = 2
 DB_NAME = "qabot.db"
 FAISS_NAME = "vectors.faiss"
 MANIFEST_NAME = "manifest.json"
@@ -34,6 +35,7 @@ class Manifest:
     articles: int = 0
     chunks: int = 0
     vectors: int = 0
+    sentences: int = 0
     created_at: str = ""
     updated_at: str = ""
     generation: str = ""  # sub-folder holding the data; "" = beside the manifest

@@ -39,3 +39,25 @@ def m001_articles_and_chunks(db: Database) -> None:
     # Keyword search over chunk text, kept in step by triggers. remove_diacritics 2 makes
     # "Präsident" match "prasident" too; German umlaut spellings (ae/oe/ue) are left to search.
     db["chunks"].enable_fts(["text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2")
+
+
+@migrations()
+def m002_sentences(db: Database) -> None:
+    # One row per sentence of an article (a sentence shared by overlapping chunks once), with
+    # its embedding (float16, little-endian): the answer is picked from these, not re-embedded.
+    # A chunk's sentences are those whose span lies inside the chunk's.
+    db.execute(
+        """
+        create table sentences (
+            id integer primary key autoincrement,
+            article_id text not null references articles(id),
+            start integer not null,
+            "end" integer not null,
+            vector blob not null
+        )
+        """
+    )
+    db["sentences"].create_index(["article_id", "start", "end"], unique=True)
+    # How many sentences an article has stored; null: none yet (an index from before this
+    # migration, whose next `qabot index` run embeds them).
+    db.execute("alter table articles add column n_sentences integer")

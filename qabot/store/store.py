@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from datetime import date
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import sqlite_utils
 
-from qabot.documents import Article, Chunk
+from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import IndexMismatchError, StoreError
+from qabot.store import sentences
 from qabot.store.files import atomic_write
 from qabot.store.manifest import (
     DB_NAME,
@@ -40,20 +41,13 @@ from qabot.store.manifest import (
     write_manifest,
 )
 from qabot.store.migrations import migrations
+from qabot.store.queries import FTS_TABLE, Queries, keyword_search_sql
 from qabot.store.vectorfile import LazyVectors
 from qabot.store.vectors import VectorFileInfo, VectorIndex
 
 log = logging.getLogger(__name__)
 
-FTS_TABLE = "chunks_fts"
-
-
-def keyword_search_sql(*, fts_table: str = FTS_TABLE) -> str:
-    """Full-text search of chunk text, best first: rows (rowid, -bm25 score); params (match, k)."""
-    return f"select rowid, -bm25({fts_table}) as score from {fts_table} where {fts_table} match ? order by score desc limit ?"
-
-
-class Store:
+class Store(Queries):
     """One open generation of an index. :meth:`create` makes a new index, :meth:`open` opens
     the live generation, :meth:`open_data` any generation (the indexer's staging one).
 
@@ -67,6 +61,8 @@ class Store:
         self.manifest = manifest
         self._vectors = vectors
         self._fts_errors: set[str] = set()  # full-text errors already logged as warnings
+        self._sentences: VectorIndex | None = None
+        self._sentence_lock = threading.Lock()
 
     @property
     def data_dir(self) -> Path:
@@ -161,9 +157,12 @@ class Store:
     def vectors_loaded(self) -> bool:
         return self._vectors.loaded
 
-    def load_vectors(self) -> None:
-        """Read the vectors now rather than at the first search (a server's warm-up)."""
+    def load_vectors(self, *, sentences: bool = False) -> None:
+        """Read the vectors (with ``sentences``, the sentence leg's too) now rather than at the
+        first search (a server's warm-up)."""
         self._vectors.get()
+        if sentences:
+            self._sentence_index()
 
     def vector_info(self) -> VectorFileInfo:
         """Kind, dimension, size and ids of the vectors, without loading them when not loaded yet."""
@@ -201,25 +200,6 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def article_hashes(self) -> dict[str, str]:
-        """article id -> content hash, for skipping unchanged articles."""
-        return {r[0]: r[1] for r in self.db.execute("select id, content_hash from articles")}
-
-    def incomplete_articles(self) -> list[str]:
-        """Articles whose stored chunk count differs from the chunks present (for repairs and checks)."""
-        sql = "select a.id from articles a where a.n_chunks != (select count(*) from chunks c where c.article_id = a.id)"
-        return [r[0] for r in self.db.execute(sql)]
-
-    def articles_of_chunks(self, chunk_ids: Sequence[int]) -> list[str]:
-        """The distinct article ids these chunks belong to."""
-        found: set[str] = set()
-        ids = list(chunk_ids)
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            found.update(r[0] for r in self.db.execute(f"select distinct article_id from chunks where id in ({marks})", part))
-        return sorted(found)
-
     def delete_articles(self, article_ids: Iterable[str]) -> int:
         """Remove articles with their chunks and vectors; returns the number of chunks removed."""
         ids = list(article_ids)
@@ -236,22 +216,36 @@ class Store:
         """Delete the rows of these articles inside the caller's transaction; their chunk ids."""
         marks = ",".join("?" * len(article_ids))
         chunk_ids = [r[0] for r in self.db.execute(f"select id from chunks where article_id in ({marks})", list(article_ids))]
+        sentences.delete(self.db, article_ids)
         self.db.execute(f"delete from chunks where article_id in ({marks})", list(article_ids))
         self.db.execute(f"delete from articles where id in ({marks})", list(article_ids))
         return chunk_ids
 
-    def add(self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray) -> list[int]:
-        """Insert articles and their chunks in ONE transaction, and their vectors under the rowids.
+    def add(
+        self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray,
+        sentence_spans: Sequence[Sequence[Sentence]] | None = None, sentence_vectors: np.ndarray | None = None,
+    ) -> list[int]:
+        """Insert articles with their chunks and sentences in ONE transaction, and the chunk vectors under the rowids.
 
-        ``vectors`` has one row per chunk, in the order the chunks appear in ``items``.
-        An article already present (same id) is replaced with its chunks, in the same
-        transaction, so a crash never leaves an article without its chunks.
+        ``vectors`` has one row per chunk, in the order the chunks appear in ``items``;
+        ``sentence_spans`` one list per article (``chunk_sentences`` of its chunks) and
+        ``sentence_vectors`` one row per sentence, in that order. An article already present
+        (same id) is replaced with its chunks and sentences, in the same transaction, so a
+        crash never leaves an article without them. Without ``sentence_spans`` the articles
+        are stored without sentences (as an index from before sentence vectors).
         """
         n_chunks = sum(len(chunks) for _, chunks in items)
         if vectors.shape != (n_chunks, self.manifest.dimension):
             raise ValueError(f"expected vectors of shape {(n_chunks, self.manifest.dimension)}, got {vectors.shape}")
+        spans = list(sentence_spans) if sentence_spans is not None else None
+        if spans is not None:
+            n_sentences = sum(len(s) for s in spans)
+            if len(spans) != len(items) or sentence_vectors is None or sentence_vectors.shape != (n_sentences, self.manifest.dimension):
+                raise ValueError(f"expected one sentence list per article and {n_sentences} sentence vectors")
+            offsets = np.cumsum([0, *(len(s) for s in spans)])
         now = now_iso()
         rowids: list[int] = []
+        rowids_by_article: list[str] = []
         columns = list(_article_row(items[0][0], 0, now)) if items else []
         article_sql = f"insert into articles ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
         # db.atomic(), not "with conn": sqlite-utils commits each statement outside an explicit transaction.
@@ -265,11 +259,23 @@ class Store:
                         [chunk.article_id, chunk.index, chunk.text, chunk.start, chunk.end, chunk.n_tokens],
                     )
                     rowids.append(int(cursor.lastrowid))
+                if spans is not None:
+                    assert sentence_vectors is not None
+                    i = len(rowids_by_article)
+                    sentences.insert(self.db, article.id, spans[i], sentence_vectors[offsets[i] : offsets[i + 1]])
+                rowids_by_article.append(article.id)
         if stale:
             self.vectors.remove(np.array(stale, dtype=np.int64))
         if rowids:
             self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32), np.array(rowids, dtype=np.int64))
         return rowids
+
+    def add_sentences(self, found: dict[str, tuple[Sequence[Sentence], np.ndarray]]) -> None:
+        """Store sentences (and their vectors) of articles already present, in one transaction (an upgrade)."""
+        with self.db.atomic():
+            for article_id, (spans, vectors) in found.items():
+                sentences.delete(self.db, [article_id])
+                sentences.insert(self.db, article_id, spans, vectors)
 
     def save_vectors(self) -> None:
         """Write the vector index into this generation's folder (temp file, fsync, rename)."""
@@ -288,23 +294,8 @@ class Store:
             "articles": self.db["articles"].count,
             "chunks": self.db["chunks"].count,
             "vectors": self._vectors.ntotal(),
+            "sentences": self.db["sentences"].count,
         }
-
-    def date_range(self) -> tuple[str | None, str | None]:
-        row = self.db.execute("select min(date), max(date) from articles where date is not null").fetchone()
-        return row[0], row[1]
-
-    def newest_title(self) -> str | None:
-        """The title of the newest dated article (whitespace collapsed); None for an empty index."""
-        row = self.db.execute(
-            "select title from articles where coalesce(trim(title), '') != '' order by date desc, rowid desc limit 1"
-        ).fetchone()
-        return " ".join(row[0].split()) if row else None
-
-    def sources(self) -> list[str]:
-        """The distinct sources of the indexed articles, sorted."""
-        rows = self.db.execute("select distinct source from articles where source is not null order by 1")
-        return [r[0] for r in rows]
 
     def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest chunks by inner product (cosine for normalised vectors): [(chunk_id, score)]."""
@@ -314,72 +305,41 @@ class Store:
         scores, ids = self.vectors.search(q, min(k, self.vectors.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
-    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
-        """Chunks matching the FTS5 expression ``match``, by bm25: [(chunk_id, score)], best first.
-
-        An SQLite error (a malformed expression: OperationalError; a corrupt full-text index:
-        DatabaseError) is logged, as a warning the first time this store meets that message,
-        and gives no hits: the question is then answered from the vectors alone, not failed.
-        """
-        if k <= 0 or not match.strip():
+    def search_sentences(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Chunks by their nearest sentences: [(chunk_id, best sentence score)], best first."""
+        index = self._sentence_index()
+        if index.ntotal == 0 or k <= 0:
             return []
-        try:
-            rows = self.db.execute(keyword_search_sql(), [match, k]).fetchall()
-        except sqlite3.ProgrammingError:
-            raise  # misuse (a closed store), not a broken index
-        except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt FTS5 index's DatabaseError
-            self._log_fts_error(exc, match)
-            return []
-        return [(int(r[0]), float(r[1])) for r in rows]
+        scores, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, index.ntotal))
+        hits = [(int(i), float(v)) for i, v in zip(ids[0], scores[0]) if i != -1]
+        chunk_of = sentences.chunks_of(self.db, [i for i, _ in hits])
+        best: dict[int, float] = {}
+        for sentence_id, score in hits:
+            if (chunk := chunk_of.get(sentence_id)) is not None and chunk not in best:
+                best[chunk] = score
+        return list(best.items())
 
-    def _log_fts_error(self, exc: sqlite3.Error, match: str) -> None:
-        message = str(exc)
-        first = message not in self._fts_errors
-        self._fts_errors.add(message)
-        log.log(logging.WARNING if first else logging.DEBUG, "%s: full-text search failed (%s) for %r; "
-                "no keyword hits; `qabot check` tests the full-text index", self.data_dir / DB_NAME, message, match)
-
-    def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
-        """The chunks among ``chunk_ids`` whose article is dated within [since, until]."""
-        if not chunk_ids:
-            return set()
-        clauses, params = ["c.id in ({})".format(",".join("?" * len(chunk_ids)))], list(chunk_ids)
-        if since is not None:
-            clauses.append("a.date >= ?")
-            params.append(since.isoformat())
-        if until is not None:
-            clauses.append("a.date <= ?")
-            params.append(until.isoformat())
-        sql = f"select c.id from chunks c join articles a on a.id = c.article_id where {' and '.join(clauses)}"
-        return {row[0] for row in self.db.execute(sql, params)}
+    def _sentence_index(self) -> VectorIndex:
+        """The sentence leg's index, built from the stored sentence vectors on first use."""
+        with self._sentence_lock:
+            if self._sentences is None:
+                ids, vectors = sentences.all_vectors(self.db, self.manifest.dimension)
+                index = VectorIndex.empty(self.manifest.dimension)
+                if len(ids):
+                    index.add(vectors, ids)
+                    index.optimize()
+                self._sentences = index
+            return self._sentences
 
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, one row each (IndexIDMap2 keeps id -> row)."""
         return self.vectors.reconstruct([int(i) for i in chunk_ids])
 
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """chunk id -> chunk joined with its article's metadata."""
-        if not chunk_ids:
-            return {}
-        marks = ",".join("?" * len(chunk_ids))
-        sql = (
-            'select c.id, c.article_id, c.idx, c.text, c.start, c."end", a.title, a.date, a.url, a.source '
-            f"from chunks c join articles a on a.id = c.article_id where c.id in ({marks})"
-        )
-        cursor = self.db.execute(sql, list(chunk_ids))
-        names = [d[0] for d in cursor.description]
-        return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
-
-    def article_text(self, article_id: str) -> str | None:
-        row = self.db.execute("select text from articles where id = ?", [article_id]).fetchone()
-        return row[0] if row else None
-
-
 def _article_row(article: Article, n_chunks: int, now: str) -> dict[str, Any]:
     return {
         "id": article.id, "title": article.title, "date": article.date, "url": article.url,
         "source": article.source, "path": article.path, "line": article.line,
-        "content_hash": article.content_hash, "text": article.text, "n_chunks": n_chunks, "indexed_at": now,
+        "content_hash": article.content_hash, "text": article.text, "n_chunks": n_chunks, "n_sentences": None, "indexed_at": now,
     }
 
 

@@ -1,0 +1,148 @@
+"""The SQL read queries of an open generation, mixed into :class:`qabot.store.store.Store`.
+
+Everything here reads SQLite only (articles, chunks, sentences, the full-text index); the
+vectors and every write are in :mod:`qabot.store.store`. A pure function builds the
+full-text SQL (:func:`keyword_search_sql`); the thin methods run the queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from qabot.documents import Chunk
+from qabot.store import sentences
+from qabot.store.manifest import DB_NAME, Manifest
+from qabot.store.sentences import StoredSentence
+
+log = logging.getLogger("qabot.store.store")
+
+FTS_TABLE = "chunks_fts"
+
+
+def keyword_search_sql(*, fts_table: str = FTS_TABLE) -> str:
+    """Full-text search of chunk text, best first: rows (rowid, -bm25 score); params (match, k)."""
+    return f"select rowid, -bm25({fts_table}) as score from {fts_table} where {fts_table} match ? order by score desc limit ?"
+
+
+class Queries:
+    """Read queries over ``db``, the generation's SQLite database (see :class:`~qabot.store.store.Store`)."""
+
+    db: sqlite_utils.Database
+    manifest: Manifest
+    _fts_errors: set[str]
+    data_dir: Path  # a property of Store
+
+    def article_hashes(self) -> dict[str, str]:
+        """article id -> content hash, for skipping unchanged articles."""
+        return {r[0]: r[1] for r in self.db.execute("select id, content_hash from articles")}
+
+    def incomplete_articles(self) -> list[str]:
+        """Articles whose stored chunk count differs from the chunks present (for repairs and checks)."""
+        sql = "select a.id from articles a where a.n_chunks != (select count(*) from chunks c where c.article_id = a.id)"
+        return [r[0] for r in self.db.execute(sql)]
+
+    def articles_of_chunks(self, chunk_ids: Sequence[int]) -> list[str]:
+        """The distinct article ids these chunks belong to."""
+        found: set[str] = set()
+        ids = list(chunk_ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self.db.execute(f"select distinct article_id from chunks where id in ({marks})", part))
+        return sorted(found)
+
+    def articles_without_sentences(self) -> list[str]:
+        return sentences.articles_without(self.db)
+
+    def article_chunks(self, article_ids: Sequence[str]) -> dict[str, list[Chunk]]:
+        return sentences.article_chunks(self.db, article_ids)
+
+    def sentence_problems(self) -> list[str]:
+        return sentences.problems(self.db, self.manifest.dimension)
+
+    def sentences_in(self, chunk_ids: Sequence[int]) -> tuple[list[StoredSentence], np.ndarray]:
+        """The stored sentences inside these chunks (in the chunks' order) and their vectors (float32)."""
+        return sentences.for_chunks(self.db, chunk_ids, self.manifest.dimension)
+
+    def date_range(self) -> tuple[str | None, str | None]:
+        row = self.db.execute("select min(date), max(date) from articles where date is not null").fetchone()
+        return row[0], row[1]
+
+    def newest_title(self) -> str | None:
+        """The title of the newest dated article (whitespace collapsed); None for an empty index."""
+        row = self.db.execute(
+            "select title from articles where coalesce(trim(title), '') != '' order by date desc, rowid desc limit 1"
+        ).fetchone()
+        return " ".join(row[0].split()) if row else None
+
+    def sources(self) -> list[str]:
+        """The distinct sources of the indexed articles, sorted."""
+        rows = self.db.execute("select distinct source from articles where source is not null order by 1")
+        return [r[0] for r in rows]
+
+    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        """Chunks matching the FTS5 expression ``match``, by bm25: [(chunk_id, score)], best first.
+
+        An SQLite error (a malformed expression: OperationalError; a corrupt full-text index:
+        DatabaseError) is logged, as a warning the first time this store meets that message,
+        and gives no hits: the question is then answered from the vectors alone, not failed.
+        """
+        if k <= 0 or not match.strip():
+            return []
+        try:
+            rows = self.db.execute(keyword_search_sql(), [match, k]).fetchall()
+        except sqlite3.ProgrammingError:
+            raise  # misuse (a closed store), not a broken index
+        except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt FTS5 index's DatabaseError
+            self._log_fts_error(exc, match)
+            return []
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _log_fts_error(self, exc: sqlite3.Error, match: str) -> None:
+        message = str(exc)
+        first = message not in self._fts_errors
+        self._fts_errors.add(message)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s: full-text search failed (%s) for %r; "
+                "no keyword hits; `qabot check` tests the full-text index", self.data_dir / DB_NAME, message, match)
+
+    def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
+        """The chunks among ``chunk_ids`` whose article is dated within [since, until]."""
+        if not chunk_ids:
+            return set()
+        clauses, params = ["c.id in ({})".format(",".join("?" * len(chunk_ids)))], list(chunk_ids)
+        if since is not None:
+            clauses.append("a.date >= ?")
+            params.append(since.isoformat())
+        if until is not None:
+            clauses.append("a.date <= ?")
+            params.append(until.isoformat())
+        sql = f"select c.id from chunks c join articles a on a.id = c.article_id where {' and '.join(clauses)}"
+        return {row[0] for row in self.db.execute(sql, params)}
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """chunk id -> chunk joined with its article's metadata."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        sql = (
+            'select c.id, c.article_id, c.idx, c.text, c.start, c."end", a.title, a.date, a.url, a.source '
+            f"from chunks c join articles a on a.id = c.article_id where c.id in ({marks})"
+        )
+        cursor = self.db.execute(sql, list(chunk_ids))
+        names = [d[0] for d in cursor.description]
+        return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+
+    def article_text(self, article_id: str) -> str | None:
+        row = self.db.execute("select text from articles where id = ?", [article_id]).fetchone()
+        return row[0] if row else None
+
+
+__all__ = ["FTS_TABLE", "Queries", "keyword_search_sql"]
