@@ -3,17 +3,24 @@
 
     .venv/bin/python scripts/evaluate.py --de ../shared/eval/xquad-dev/xquad.de.json \\
         [--en ../shared/eval/xquad-dev/xquad.en.json] [--distractors ../shared/corpora/10kgnad-test.csv] \\
-        [--limit 50] [--model ID] [--keep-index /tmp/eval-ix] [--output eval.json] [--per-question q.jsonl]
+        [--distractor-limit 1000] [--limit 50] [--model ID] [--keep-index /tmp/eval-ix] [--output eval.json] \\
+        [--per-question q.jsonl]
 
 Every German paragraph becomes an article (id ``{title}#{paragraph index}``) in a temporary
 index (or ``--keep-index DIR``, reused when it exists); ``--distractors`` mixes another archive
-into the same index. Each question (German, and the parallel English one with the same id) is
-asked with ``Retriever.ask`` (timed) and ranked with ``Retriever.search(question, k=10)``.
-Prints one JSON object: the settings, then per language n, paragraph recall@1/@5/@10, MRR@10,
-answer-sentence hit@1 (a German gold answer appears in the sentence, case and whitespace
-ignored), abstention rate and p50/p95 ``ask`` latency. Data files are read where they lie,
-never copied. Each ``ask`` starts with an empty sentence-vector cache, so latency does not
-depend on question order (``--warm-cache`` keeps it, as a long-running bot does).
+(only its first ``--distractor-limit`` articles, when given) into the same index. A kept index
+remembers what it was built from (``eval-inputs.json`` in the folder: the German file, the
+distractors and their limit, the model, the chunk settings); a run with other inputs is refused.
+Each question (German, and the parallel English one with the same id) is asked with
+``Retriever.ask`` (timed, embedding the question included) and ranked with
+``Retriever.search(question, k=10)`` (the answer's own rerank pool) and ``k=50`` (for
+recall@50), which reuse the question's vector.
+Prints one JSON object: the settings, then per language, overall and per half, n, paragraph
+recall@1/@5/@10/@50, MRR@10, answer-sentence hit@1 (a German gold answer appears in the
+sentence, case and whitespace ignored), abstention rate and p50/p95 ``ask`` latency; the same
+as a table on stderr. The halves are the team's tune/confirm split: "A" holds the questions of
+the even-numbered articles of the SQuAD file (0-based index in ``data``), "B" the odd ones.
+Data files are read where they lie, never copied into the project.
 With an LLM (``--llm-url``/``--llm-model`` or QABOT_LLM_*), each found answer is also refined
 and every language reports ``llm``: reply faithfulness (the share of the LLM's sentences that
 the citation check kept), how often the checked reply replaced the extractive one, and the
@@ -30,10 +37,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from qabot import (
     Answer,
@@ -51,7 +61,22 @@ from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import Embedder, embedder_for
 from qabot.store import Store, is_index
 
-SEARCH_K = 10
+SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
+WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ)
+RECALL_AT = (1, 5, 10, 50)
+MRR_K = 10
+HALVES = ("A", "B")  # A: even article index in the SQuAD file's ``data``, B: odd
+INPUTS_NAME = "eval-inputs.json"  # in a kept index folder: what it was built from
+
+
+@dataclass(frozen=True)
+class Gold:
+    """One SQuAD question: its text, gold paragraph id, answers and half ("A" or "B")."""
+
+    question: str
+    paragraph_id: str
+    answers: tuple[str, ...]
+    half: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class Question:
     text: str
     paragraph_id: str
     answers: tuple[str, ...]
+    half: str = "A"
 
 
 @dataclass(frozen=True)
@@ -73,12 +99,14 @@ class Result:
     language: str
     question: str
     paragraph_id: str
-    rank: int | None  # 1-based rank of the gold paragraph among distinct article ids, None if not in the top 10
+    rank: int | None  # 1-based rank of the gold paragraph in search(k=10) (distinct articles), None if not there
+    rank_50: int | None  # the same in search(k=50), which reranks a pool of 50: only for recall@50
     top_ids: tuple[str, ...]
     sentence: str | None
     answers: tuple[str, ...]
     hit: bool
     ask_ms: float
+    half: str = "A"
     reply_source: str | None = None  # with an LLM: "llm" or "extractive" (after refine)
     llm_kept: int = 0  # the LLM's sentences that passed the citation check
     llm_sentences: int = 0  # the LLM's sentences in all (0: no call, a failure, or "not in the archive")
@@ -88,17 +116,19 @@ class Result:
 # -- pure functions ---------------------------------------------------------------------
 
 
-def read_squad(data: dict[str, Any]) -> tuple[list[Article], dict[str, tuple[str, str, tuple[str, ...]]]]:
-    """Articles (one per paragraph) and question id -> (question, paragraph id, answers) from SQuAD JSON."""
+def read_squad(data: dict[str, Any]) -> tuple[list[Article], dict[str, Gold]]:
+    """Articles (one per paragraph) and question id -> its Gold from SQuAD JSON; the half is
+    "A" for the questions of an even-numbered article (0-based, in ``data``), "B" for odd."""
     articles: list[Article] = []
-    questions: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-    for entry in data["data"]:
+    questions: dict[str, Gold] = {}
+    for number, entry in enumerate(data["data"]):
+        half = HALVES[number % 2]
         for index, paragraph in enumerate(entry["paragraphs"]):
             paragraph_id = f"{entry['title']}#{index}"
             articles.append(Article(id=paragraph_id, title=entry["title"].replace("_", " "), text=paragraph["context"]))
             for qa in paragraph["qas"]:
                 answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
-                questions[qa["id"]] = (qa["question"], paragraph_id, answers)
+                questions[qa["id"]] = Gold(qa["question"], paragraph_id, answers, half)
     return articles, questions
 
 
@@ -118,7 +148,7 @@ def recall_at(ranks: Sequence[int | None], k: int) -> float:
     return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
 
 
-def mrr_at(ranks: Sequence[int | None], k: int = SEARCH_K) -> float:
+def mrr_at(ranks: Sequence[int | None], k: int = MRR_K) -> float:
     """Mean reciprocal rank, counting ranks beyond ``k`` (or missing) as 0."""
     return sum(1 / r for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
 
@@ -144,22 +174,46 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def summarise(results: Sequence[Result]) -> dict[str, Any]:
-    """The metrics for one language's results."""
+    """The metrics for some results (one language's, or one half of them)."""
     ranks = [r.rank for r in results]
     latencies = [r.ask_ms for r in results]
     n = len(results)
     return {
         "n": n,
-        "recall@1": round(recall_at(ranks, 1), 4),
-        "recall@5": round(recall_at(ranks, 5), 4),
-        "recall@10": round(recall_at(ranks, 10), 4),
-        "mrr@10": round(mrr_at(ranks, SEARCH_K), 4),
+        **{f"recall@{k}": round(recall_at(ranks, k), 4) for k in RECALL_AT if k <= SEARCH_K},
+        f"recall@{WIDE_K}": round(recall_at([r.rank_50 for r in results], WIDE_K), 4),
+        f"mrr@{MRR_K}": round(mrr_at(ranks, MRR_K), 4),
         "sentence_hit@1": round(sum(r.hit for r in results) / n, 4) if n else 0.0,
         "abstention_rate": round(sum(r.sentence is None for r in results) / n, 4) if n else 0.0,
         "ask_ms_p50": round(statistics.median(latencies), 1) if latencies else 0.0,
         "ask_ms_p95": round(percentile(latencies, 0.95), 1),
         **({"llm": summarise_llm(results)} if any(r.reply_source is not None for r in results) else {}),
     }
+
+
+def summarise_language(results: Sequence[Result]) -> dict[str, Any]:
+    """One language's metrics overall, and per half under ``halves``."""
+    return {**summarise(results), "halves": {h: summarise([r for r in results if r.half == h]) for h in HALVES}}
+
+
+TABLE_COLUMNS = (
+    ("n", "n", "{}"), ("R@1", "recall@1", "{:.3f}"), ("R@5", "recall@5", "{:.3f}"), ("R@10", "recall@10", "{:.3f}"),
+    ("R@50", "recall@50", "{:.3f}"), ("MRR@10", "mrr@10", "{:.3f}"), ("sent", "sentence_hit@1", "{:.3f}"),
+    ("abst", "abstention_rate", "{:.3f}"), ("p50 ms", "ask_ms_p50", "{:.0f}"), ("p95 ms", "ask_ms_p95", "{:.0f}"),
+)
+
+
+def table(report: dict[str, Any]) -> str:
+    """A markdown table of a report's metrics: a row per language and half (all, A, B)."""
+    head = ["lang", "half", *(name for name, _, _ in TABLE_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for language, metrics in report.items():
+        if language == "settings":
+            continue
+        for half, m in [("all", metrics), *metrics.get("halves", {}).items()]:
+            cells = [language, half, *(fmt.format(m[key]) for _, key, fmt in TABLE_COLUMNS)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summarise_llm(results: Sequence[Result]) -> dict[str, Any]:
@@ -184,7 +238,7 @@ def summarise_llm(results: Sequence[Result]) -> dict[str, Any]:
 def load_questions(de: Path, en: Path | None, *, limit: int | None) -> tuple[list[Article], dict[str, list[Question]]]:
     """The paragraphs to index and the questions per language (first ``limit`` of each)."""
     articles, german = read_squad(json.loads(de.read_text(encoding="utf-8")))
-    by_language = {"de": [Question(qid, "de", text, pid, answers) for qid, (text, pid, answers) in german.items()]}
+    by_language = {"de": [Question(qid, "de", g.question, g.paragraph_id, g.answers, g.half) for qid, g in german.items()]}
     if en is not None:
         _, english = read_squad(json.loads(en.read_text(encoding="utf-8")))
         missing = [qid for qid in english if qid not in german]
@@ -192,14 +246,30 @@ def load_questions(de: Path, en: Path | None, *, limit: int | None) -> tuple[lis
             print(f"warning: {len(missing)} English question ids are not in {de}; skipped", file=sys.stderr)
         # The answer sentence comes from the German paragraphs, so it is scored on German answers.
         by_language["en"] = [
-            Question(qid, "en", text, german[qid][1], german[qid][2]) for qid, (text, _, _) in english.items() if qid in german
+            Question(qid, "en", g.question, german[qid].paragraph_id, german[qid].answers, german[qid].half)
+            for qid, g in english.items() if qid in german
         ]
     if limit is not None:
         by_language = {lang: qs[:limit] for lang, qs in by_language.items()}
     return articles, by_language
 
 
-def build(articles: list[Article], distractors: Path | None, index_dir: Path, *, embedder: Embedder, settings: Settings) -> dict[str, Any]:
+def _write_jsonl(articles: Iterable[Article], path: Path) -> Path:
+    """``articles`` as a JSONL archive (scratch space only) that reads back with the same ids and hashes."""
+    with path.open("w", encoding="utf-8") as out:
+        for a in articles:
+            record = {"id": a.id, "title": a.title, "date": a.date, "url": a.url, "source": a.source, "text": a.text}
+            out.write(json.dumps({k: v for k, v in record.items() if v is not None}, ensure_ascii=False) + "\n")
+    return path
+
+
+def distractor_articles(distractors: Path, limit: int | None, *, on_problem: Callable[[Problem], None]) -> Iterator[Article]:
+    """The distractor archive's articles, only the first ``limit`` (reading stops there) when given."""
+    return islice(iter_articles(distractors, on_problem=on_problem), limit)
+
+
+def build(articles: list[Article], distractors: Path | None, index_dir: Path, *, embedder: Embedder, settings: Settings,
+          distractor_limit: int | None = None) -> dict[str, Any]:
     """Index the paragraphs (and distractors) into ``index_dir``; unchanged articles are skipped."""
     problems: list[Problem] = []
 
@@ -211,13 +281,12 @@ def build(articles: list[Article], distractors: Path | None, index_dir: Path, *,
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qabot-eval-") as scratch:
-        archive = Path(scratch) / "paragraphs.jsonl"
-        with archive.open("w", encoding="utf-8") as out:
-            for a in articles:
-                out.write(json.dumps({"id": a.id, "title": a.title, "text": a.text}, ensure_ascii=False) + "\n")
-        reports = [index(archive)]
-    if distractors is not None:
-        reports.append(index(distractors))
+        reports = [index(_write_jsonl(articles, Path(scratch) / "paragraphs.jsonl"))]
+        if distractors is not None and distractor_limit is None:
+            reports.append(index(distractors))
+        elif distractors is not None:  # build_index reads whole archives: the first N go through scratch space
+            chosen = distractor_articles(distractors, distractor_limit, on_problem=problems.append)
+            reports.append(index(_write_jsonl(chosen, Path(scratch) / "distractors.jsonl")))
     for problem in problems[:5]:
         print(f"warning: {problem}", file=sys.stderr)
     if len(problems) > 5:
@@ -227,22 +296,47 @@ def build(articles: list[Article], distractors: Path | None, index_dir: Path, *,
         "indexed_articles": reports[-1].articles_total,
         "chunks": reports[-1].chunks_total,
         "articles_embedded_now": sum(r.articles_indexed for r in reports),
+        "sentences": reports[-1].sentences_total,
+        "chunks_embedded_now": sum(r.chunks_embedded for r in reports),
+        "sentences_embedded_now": sum(r.sentences_embedded for r in reports),
         "distractors_read": reports[1].articles_read if distractors is not None else 0,
         "input_problems": len(problems),
         "index_build_seconds": round(time.perf_counter() - started, 2),
     }
 
 
-def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path | None) -> None:
-    """Before adding to a kept index, refuse one holding articles this run does not index.
+def index_inputs(de: Path, distractors: Path | None, distractor_limit: int | None, *, model: str,
+                 chunk_tokens: int, chunk_overlap: int) -> dict[str, Any]:
+    """What an evaluation index is built from: what a kept index records and a reuse must match."""
+    return {
+        "de": str(de.resolve()),
+        "distractors": str(distractors.resolve()) if distractors is not None else None,
+        "distractor_limit": distractor_limit if distractors is not None else None,
+        "model": model, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
+    }
 
-    They would skew the numbers, and the folder might be a real index given by mistake.
-    """
+
+def input_differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Each input that differs, as ``name RECORDED (this run: WANTED)``."""
+    return [f"{key} {json.dumps(recorded.get(key))} (this run: {json.dumps(value)})"
+            for key, value in wanted.items() if recorded.get(key) != value]
+
+
+def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path | None, *,
+                     distractor_limit: int | None = None, inputs: dict[str, Any] | None = None) -> None:
+    """Before adding to a kept index, refuse one built from other inputs, or holding articles this run
+    does not index: they would skew the numbers, and the folder might be a real index given by mistake."""
+    recorded_path = index_dir / INPUTS_NAME
+    if inputs is not None and recorded_path.is_file():
+        diffs = input_differences(json.loads(recorded_path.read_text(encoding="utf-8")), inputs)
+        if diffs:
+            raise StoreError(f"the index at {index_dir} was built from other inputs: {'; '.join(diffs)}; "
+                             "use another --keep-index folder or the same inputs")
     if not is_index(index_dir):
         return
     expected = {a.id for a in articles}
     if distractors is not None:
-        expected.update(a.id for a in iter_articles(distractors, on_problem=lambda p: None))
+        expected.update(a.id for a in distractor_articles(distractors, distractor_limit, on_problem=lambda p: None))
     with Store.open(index_dir, check=False) as store:
         extra = set(store.article_hashes()) - expected
     if extra:
@@ -250,15 +344,37 @@ def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path
                          f"inputs (e.g. {min(extra)!r}); use another --keep-index folder")
 
 
-def fresh(r: Retriever) -> Retriever:
-    """The same retriever (store, model, options) with an empty sentence-vector cache."""
-    return Retriever(r.store, r.embedder, top_k=r.top_k, hybrid=r.hybrid, rerank=r.rerank, sentence_weight=r.sentence_weight,
-                     min_score=r.min_score, reranker=r.reranker, rerank_pool=r.rerank_pool, reader=r.reader,
-                     seam_seconds=r.seam_seconds)
+def record_inputs(index_dir: Path, inputs: dict[str, Any]) -> None:
+    """Write what the kept index is built from (before building: an interrupted build is covered too)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / INPUTS_NAME).write_text(json.dumps(inputs, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def ask_all(retriever: Retriever, questions: list[Question], *, k: int, warm: bool = False) -> list[Result]:
-    """Ask every question (timed; on a fresh cache unless ``warm``), then rank it with ``search(k=10)``."""
+class QuestionOnce:
+    """An embedder that remembers the last question's vector, so the ``search`` that follows an
+    ``ask`` of the same question does not embed it again (half the model time of a run).
+    ``forget`` before each timed ``ask``: its latency always includes embedding the question."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._last: tuple[str, np.ndarray] | None = None
+
+    def __getattr__(self, name: str) -> Any:  # name, dimension, embed_passages, count_tokens, ...
+        return getattr(self.embedder, name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1 and self._last is not None and self._last[0] == texts[0]:
+            return self._last[1].copy()
+        vectors = self.embedder.embed_queries(texts)
+        self._last = (texts[0], vectors.copy()) if len(texts) == 1 else None
+        return vectors
+
+    def forget(self) -> None:
+        self._last = None
+
+
+def ask_all(retriever: Retriever, questions: list[Question], *, k: int) -> list[Result]:
+    """Ask every question (timed), then rank it with ``search(k=10)`` and ``search(k=50)``."""
     from tqdm import tqdm
 
     results = []
@@ -267,16 +383,18 @@ def ask_all(retriever: Retriever, questions: list[Question], *, k: int, warm: bo
     for done, q in enumerate(tqdm(questions, desc=f"asking ({language})", disable=not tty)):
         if not tty and done and done % 100 == 0:  # a background run still shows signs of life
             print(f"asked {done}/{len(questions)} ({language})", file=sys.stderr, flush=True)
-        asker = retriever if warm else fresh(retriever)  # not closed: it shares the store
+        if isinstance(retriever.embedder, QuestionOnce):
+            retriever.embedder.forget()
         started = time.perf_counter()
-        answer = asker.ask(q.text, k=k)
+        answer = retriever.ask(q.text, k=k)
         elapsed = 1000 * (time.perf_counter() - started)
-        ranked = distinct(p.article_id for p in asker.search(q.text, k=SEARCH_K))
+        ranked = distinct(p.article_id for p in retriever.search(q.text, k=SEARCH_K))
+        wide = distinct(p.article_id for p in retriever.search(q.text, k=WIDE_K))
         llm = _refined(retriever, answer) if retriever.llm is not None and answer.found else {}
         results.append(Result(
             id=q.id, language=q.language, question=q.text, paragraph_id=q.paragraph_id,
-            rank=gold_rank(ranked, q.paragraph_id), top_ids=tuple(ranked[:5]), sentence=answer.sentence,
-            answers=q.answers, hit=sentence_hit(answer.sentence, q.answers), ask_ms=round(elapsed, 2), **llm,
+            rank=gold_rank(ranked, q.paragraph_id), rank_50=gold_rank(wide, q.paragraph_id), top_ids=tuple(ranked[:5]), sentence=answer.sentence,
+            answers=q.answers, hit=sentence_hit(answer.sentence, q.answers), ask_ms=round(elapsed, 2), half=q.half, **llm,
         ))
     return results
 
@@ -297,12 +415,17 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | 
                              llm_url=args.llm_url, llm_model=args.llm_model, llm_timeout=args.llm_timeout)
     articles, questions = load_questions(args.de, args.en, limit=args.limit)
     embedder = embedder if embedder is not None else embedder_for(settings)
-    check_kept_index(index_dir, articles, args.distractors)
-    index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings)
-    with Retriever.open(index_dir, settings=settings, embedder=embedder) as retriever:
+    inputs = index_inputs(args.de, args.distractors, args.distractor_limit, model=embedder.name,
+                          chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+    check_kept_index(index_dir, articles, args.distractors, distractor_limit=args.distractor_limit, inputs=inputs)
+    if args.keep_index is not None:
+        record_inputs(index_dir, inputs)
+    index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings,
+                  distractor_limit=args.distractor_limit)
+    with Retriever.open(index_dir, settings=settings, embedder=QuestionOnce(embedder)) as retriever:
         if any(questions.values()):  # warm-up: the first call pays for lazy initialisation
             retriever.ask(next(qs for qs in questions.values() if qs)[0].text)
-        results = {lang: ask_all(retriever, qs, k=settings.top_k, warm=args.warm_cache) for lang, qs in questions.items()}
+        results = {lang: ask_all(retriever, qs, k=settings.top_k) for lang, qs in questions.items()}
         hybrid = retriever.hybrid
         models = retriever.models.to_dict()  # the optional seams actually loaded (null: unset or failed)
     report = {
@@ -310,12 +433,13 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | 
             "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "hybrid": hybrid,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
             "batch_size": settings.batch_size, "device": settings.device, "limit": args.limit,
-            "sentence_cache": "warm" if args.warm_cache else "cold",
+            "halves": "A: questions of the even-numbered articles (0-based index in data), B: odd",
             "de": str(args.de), "en": str(args.en) if args.en else None,
             "distractors": str(args.distractors) if args.distractors else None,
+            "distractor_limit": args.distractor_limit if args.distractors else None,
             "index_dir": str(args.keep_index) if args.keep_index else None, **index,
         },
-        **{lang: summarise(rs) for lang, rs in results.items()},
+        **{lang: summarise_language(rs) for lang, rs in results.items()},
     }
     if args.per_question:
         with args.per_question.open("w", encoding="utf-8") as out:
@@ -331,6 +455,7 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     parser.add_argument("--de", type=Path, required=True, help="German SQuAD-format file (paragraphs and questions)")
     parser.add_argument("--en", type=Path, help="English SQuAD-format file with the same question ids")
     parser.add_argument("--distractors", type=Path, help="an archive (file or folder) mixed into the same index")
+    parser.add_argument("--distractor-limit", type=int, metavar="N", help="only the first N articles of --distractors")
     parser.add_argument("--limit", type=int, help="only the first N questions per language")
     parser.add_argument("--model", help="embedding model id or folder (default: QABOT_MODEL or multilingual-e5-small)")
     parser.add_argument("--cache-dir", type=Path, help="model cache (default: QABOT_CACHE_DIR or ~/.cache/qabot)")
@@ -343,13 +468,14 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     parser.add_argument("--llm-timeout", type=float, help="seconds per LLM call (default: QABOT_LLM_TIMEOUT)")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size (default: QABOT_CHUNK_TOKENS)")
     parser.add_argument("--chunk-overlap", type=int, help="chunk overlap in sentences (default: QABOT_CHUNK_OVERLAP)")
-    parser.add_argument("--warm-cache", action="store_true", help="keep the sentence cache across questions")
     parser.add_argument("--keep-index", type=Path, help="build the index here and reuse it next time")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     parser.add_argument("--per-question", type=Path, help="write one JSON line per question here")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
+    if args.distractor_limit is not None and (args.distractor_limit < 1 or args.distractors is None):
+        parser.error("--distractor-limit needs --distractors and must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.keep_index is not None:
@@ -360,6 +486,7 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     except (QabotError, OSError, ValueError, KeyError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    print(table(report), file=sys.stderr)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.output:

@@ -95,7 +95,35 @@ def test_read_squad_makes_one_article_per_paragraph():
     articles, questions = evaluate.read_squad(_squad(GERMAN))
     assert [a.id for a in articles] == ["Rhein_Fluss#0", "Rhein_Fluss#1", "Kaffee#0"]
     assert articles[0].title == "Rhein Fluss"
-    assert questions["q2"] == ("Wie viele Einwohner hat Basel?", "Rhein_Fluss#1", ("175000",))
+    assert questions["q2"] == evaluate.Gold("Wie viele Einwohner hat Basel?", "Rhein_Fluss#1", ("175000",), "A")
+    # The halves follow the article's index in data: Rhein_Fluss (0) is A, Kaffee (1) is B.
+    assert [questions[q].half for q in ("q1", "q2", "q3")] == ["A", "A", "B"]
+
+
+def _result(rank: int | None, half: str, *, hit: bool = False, ms: float = 10.0) -> object:
+    return evaluate.Result(id="q", language="de", question="?", paragraph_id="p", rank=rank, rank_50=rank, top_ids=(),
+                           sentence="s" if hit else None, answers=("x",), hit=hit, ask_ms=ms, half=half)
+
+
+def test_summaries_per_half_and_recall_at_50():
+    results = [_result(1, "A", hit=True), _result(7, "A"), _result(30, "B", hit=True), _result(None, "B")]
+    metrics = evaluate.summarise_language(results)
+    assert (metrics["n"], metrics["recall@1"], metrics["recall@10"], metrics["recall@50"]) == (4, 0.25, 0.5, 0.75)
+    assert metrics["mrr@10"] == pytest.approx((1 + 1 / 7) / 4, abs=1e-4)
+    a, b = metrics["halves"]["A"], metrics["halves"]["B"]
+    assert (a["n"], a["recall@1"], a["recall@10"], a["sentence_hit@1"]) == (2, 0.5, 1.0, 0.5)
+    assert (b["n"], b["recall@10"], b["recall@50"], b["abstention_rate"]) == (2, 0.0, 0.5, 0.5)
+    text = evaluate.table({"settings": {}, "de": metrics})
+    rows = text.splitlines()
+    assert rows[0].startswith("| lang | half | n | R@1 |") and len(rows) == 2 + 3
+    assert rows[2].startswith("| de | all | 4 | 0.250 |") and rows[4].startswith("| de | B | 2 |")
+
+
+def test_input_differences_name_each_input():
+    recorded = evaluate.index_inputs(Path("a.json"), Path("news.csv"), 100, model="m", chunk_tokens=200, chunk_overlap=1)
+    wanted = evaluate.index_inputs(Path("a.json"), Path("news.csv"), 50, model="m", chunk_tokens=120, chunk_overlap=1)
+    assert evaluate.input_differences(recorded, recorded) == []
+    assert evaluate.input_differences(recorded, wanted) == ["distractor_limit 100 (this run: 50)", "chunk_tokens 200 (this run: 120)"]
 
 
 def _write(tmp_path: Path) -> tuple[Path, Path]:
@@ -112,36 +140,110 @@ def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
     argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(tmp_path / "cache"),
             "--output", str(out), "--per-question", str(per_question)]
     assert evaluate.main(argv, embedder=HashEmbedder()) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert report == json.loads(out.read_text(encoding="utf-8"))
-    assert report["settings"]["model"] == "hash-test"
+    assert report["settings"]["model"] == "hash-test" and report["settings"]["search_k"] == 10
+    assert "| de | A | 2 |" in captured.err and "| en | B | 1 |" in captured.err  # the table, on stderr
     assert report["settings"]["indexed_articles"] == 3 and report["settings"]["paragraphs"] == 3
     for language in ("de", "en"):
         metrics = report[language]
         assert metrics["n"] == 3
-        for key in ("recall@1", "recall@5", "recall@10", "mrr@10", "sentence_hit@1", "abstention_rate"):
+        for key in ("recall@1", "recall@5", "recall@10", "recall@50", "mrr@10", "sentence_hit@1", "abstention_rate"):
             assert 0.0 <= metrics[key] <= 1.0, key
-        assert metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"]
+        assert metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] <= metrics["recall@50"]
+        assert metrics["halves"]["A"]["n"] == 2 and metrics["halves"]["B"]["n"] == 1
         assert metrics["recall@1"] <= metrics["mrr@10"] <= metrics["recall@10"]
         assert 0.0 <= metrics["ask_ms_p50"] <= metrics["ask_ms_p95"]
     # Three paragraphs only: every gold paragraph is in the top 5; the German words match exactly.
     assert report["de"]["recall@5"] == 1.0 and report["de"]["recall@1"] > 0
     rows = [json.loads(line) for line in per_question.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 6 and {r["language"] for r in rows} == {"de", "en"}
-    assert {"id", "rank", "sentence", "hit", "ask_ms", "paragraph_id"} <= set(rows[0])
+    assert {"id", "rank", "sentence", "hit", "ask_ms", "paragraph_id", "half"} <= set(rows[0])
+    assert {r["id"]: r["half"] for r in rows} == {"q1": "A", "q2": "A", "q3": "B"}
+
+
+class CountingEmbedder(HashEmbedder):
+    """The fake embedder, counting the passages and questions it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passages = 0
+        self.queries: list[str] = []
+
+    def embed_passages(self, texts, **options):
+        self.passages += len(texts)
+        return super().embed_passages(texts, **options)
+
+    def embed_queries(self, texts):
+        self.queries += texts
+        return super().embed_queries(texts)
+
+
+def test_each_question_is_embedded_once_for_ask_and_search_and_each_ask_embeds_it(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    embedder = CountingEmbedder()
+    assert evaluate.main(["--de", str(de)], embedder=embedder) == 0
+    capsys.readouterr()
+    # The warm-up ask, then per question one embedding, shared by its (timed) ask and its search.
+    assert embedder.queries == [GERMAN[0][1], *(text for _, text in GERMAN)]
+
+
+NEWS = ("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\nWirtschaft;'Der Kaffeepreis stieg erneut.'\n"
+        "Kultur;'Das Theater in Basel zeigt ein neues Stück.'\n")
 
 
 def test_limit_and_kept_index_are_reused(tmp_path, capsys):
     de, _ = _write(tmp_path)
-    argv = ["--de", str(de), "--limit", "2", "--keep-index", str(tmp_path / "ix"), "--warm-cache"]
-    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
+    news = tmp_path / "news.csv"
+    news.write_text(NEWS, encoding="utf-8")
+    argv = ["--de", str(de), "--limit", "2", "--keep-index", str(tmp_path / "ix"),
+            "--distractors", str(news), "--distractor-limit", "2"]
+    embedder = CountingEmbedder()
+    assert evaluate.main(argv, embedder=embedder) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first["de"]["n"] == 2 and "en" not in first and first["settings"]["sentence_cache"] == "warm"
-    assert first["settings"]["articles_embedded_now"] == 3
-    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
+    assert first["de"]["n"] == 2 and "en" not in first
+    assert first["settings"]["articles_embedded_now"] == 3 + 2 and first["settings"]["indexed_articles"] == 5
+    assert first["settings"]["sentences"] == first["settings"]["sentences_embedded_now"] > 0
+    assert first["settings"]["distractors_read"] == 2 and first["settings"]["distractor_limit"] == 2
+    recorded = json.loads((tmp_path / "ix" / evaluate.INPUTS_NAME).read_text(encoding="utf-8"))
+    assert recorded["distractor_limit"] == 2 and recorded["de"] == str(de.resolve()) and recorded["model"] == "hash-test"
+    embedded = embedder.passages
+    assert evaluate.main(argv, embedder=embedder) == 0
     second = json.loads(capsys.readouterr().out)
-    assert second["settings"]["articles_embedded_now"] == 0  # nothing re-embedded
+    assert second["settings"]["articles_embedded_now"] == 0 and second["settings"]["chunks_embedded_now"] == 0
+    assert second["settings"]["sentences_embedded_now"] == 0 and second["settings"]["sentences"] == first["settings"]["sentences"]
+    assert embedder.passages == embedded  # nothing re-embedded, sentences included
     assert second["de"]["recall@5"] == first["de"]["recall@5"]
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (["--distractor-limit", "3"], "distractor_limit 2 (this run: 3)"),
+    (["--chunk-tokens", "120"], "chunk_tokens"),
+])
+def test_a_kept_index_built_from_other_inputs_is_refused_in_one_line(tmp_path, capsys, change, named):
+    de, _ = _write(tmp_path)
+    news = tmp_path / "news.csv"
+    news.write_text(NEWS, encoding="utf-8")
+    base = ["--de", str(de), "--keep-index", str(tmp_path / "ix"), "--distractors", str(news)]
+    assert evaluate.main([*base, "--distractor-limit", "2"], embedder=HashEmbedder()) == 0
+    capsys.readouterr()
+    argv = [*base, *change] if "--distractor-limit" in change else [*base, "--distractor-limit", "2", *change]
+    assert evaluate.main(argv, embedder=HashEmbedder()) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: ") and "built from other inputs" in captured.err and named in captured.err
+
+
+def test_distractor_limit_needs_distractors(tmp_path):
+    de, _ = _write(tmp_path)
+    with pytest.raises(SystemExit):
+        evaluate.main(["--de", str(de), "--distractor-limit", "2"], embedder=HashEmbedder())
+
+
+def test_the_script_never_touches_the_sentence_cache():
+    source = (ROOT / "scripts" / "evaluate.py").read_text(encoding="utf-8")
+    assert "_cache" not in source and "--warm-cache" not in source
 
 
 def test_distractors_join_the_same_index(tmp_path, capsys):
@@ -162,6 +264,7 @@ def test_a_kept_index_with_other_articles_is_refused(tmp_path, capsys):
     base = ["--de", str(de), "--keep-index", str(tmp_path / "ix")]
     assert evaluate.main([*base, "--distractors", str(news)], embedder=HashEmbedder()) == 0
     capsys.readouterr()
+    (tmp_path / "ix" / evaluate.INPUTS_NAME).unlink()  # as a kept index from before the inputs were recorded
     assert evaluate.main(base, embedder=HashEmbedder()) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "not in this run's inputs" in captured.err

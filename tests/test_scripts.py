@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -13,8 +14,11 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from qabot.models.embedding import HashEmbedder
 
 from .tiny_model import build_tiny_model
 
@@ -59,6 +63,90 @@ def test_build_index_script_reports_a_missing_archive_in_one_line(tmp_path, env)
     proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "nope" in proc.stderr
+
+
+def _script(name: str) -> ModuleType:
+    """A script, imported by path (scripts/ is no package), as the tests of its pure parts need it."""
+    spec = importlib.util.spec_from_file_location(f"qabot_{name}_script", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(script: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "scripts" / script), *args]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_benchmark_script_encodes_chunks_and_sentences_and_sizes_the_index(tmp_path, env):
+    archive = ARCHIVE / "seed"
+    proc = _run("benchmark.py", str(archive), "--skip-faiss", "--questions", "2", env={**env, "QABOT_BATCH_SIZE": "2"}, cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    raw, index = result["raw_encode"], result["index"]
+    assert raw["chunks"] == index["chunks"] > 0 and raw["sentences"] == index["sentences"] > 0
+    assert raw["texts"] == raw["chunks"] + raw["sentences"] and raw["calls"] >= 1
+    assert index["ratio_to_raw_encode"] > 0 and index["ratio_target"] == 1.10 and index["size_bytes"] > 0
+    assert "warning" not in index and result["rerun"]["chunks_embedded"] == 0
+    assert "raw encode" in proc.stderr and "sentences" in proc.stderr  # the one-line summary
+
+
+class RecordingEmbedder(HashEmbedder):
+    """The fake embedder, keeping the texts of every ``embed_passages`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def embed_passages(self, texts, **options):
+        self.calls.append(list(texts))
+        return super().embed_passages(texts, **options)
+
+
+def test_benchmark_raw_encode_sees_exactly_the_indexers_calls(tmp_path):
+    """Same texts (chunks and sentences), same calls: the ratio compares like with like."""
+    from qabot import Settings
+    from qabot.indexer import build_index
+
+    benchmark = _script("benchmark")
+    archive = tmp_path / "archive.jsonl"
+    rows = [{"id": f"a{i}", "title": f"Meldung {i}", "text": f"Der Stadtrat beschloss am Montag Punkt {i}. Kurz. "
+             f"Die Kosten liegen bei {i} Millionen Euro, sagte die Sprecherin."} for i in range(80)]
+    archive.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    settings = Settings.from_env({}, batch_size=1)  # 32 chunks a call: three calls for 80 one-chunk articles
+    embedder = RecordingEmbedder()
+    report = build_index(archive, tmp_path / "ix", embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size)
+    calls, chunks, sentences = benchmark.indexer_batches(archive, embedder, settings)
+    assert len(calls) == 3 and (chunks, sentences) == (80, 160)  # "Kurz." is too short to be a sentence
+    assert (report.chunks_total, report.sentences_total) == (chunks, sentences)
+    assert [sorted(c) for c in calls] == [sorted(c) for c in embedder.calls]
+
+
+def test_bench_ask_times_the_question_embedding_over_many_questions(tmp_path, env):
+    _run("build_index.py", str(ARCHIVE / "seed"), "--index", str(tmp_path / "ix"), env=env, cwd=tmp_path)
+    questions = tmp_path / "questions.txt"
+    questions.write_text("Wann landet Putin in Alaska?\n\nWer trifft sich in Alaska?\n", encoding="utf-8")
+    squad = tmp_path / "squad.json"
+    qas = [{"id": f"q{i}", "question": f"Frage {i} zu Alaska?", "answers": []} for i in range(3)]
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Text.", "qas": qas}]}]}), encoding="utf-8")
+    proc = _run("bench_ask.py", "--index", str(tmp_path / "ix"), "--questions-file", str(questions), "--squad", str(squad),
+                env=env, cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert result["questions"] == result["distinct_questions"] == result["calls"] == 5  # --repeat defaults to 1 here
+    for name in ("ask_ms", "search_ms", "embed_ms"):
+        assert 0 < result[name]["p50"] <= result[name]["p95"], name
+    ratios = result["ratios"]
+    assert ratios["ask_p50_over_embed_p50"] == pytest.approx(result["ask_ms"]["p50"] / result["embed_ms"]["p50"], abs=0.006)
+    assert ratios["ask_p95_over_embed_p95"] == pytest.approx(result["ask_ms"]["p95"] / result["embed_ms"]["p95"], abs=0.006)
+    assert result["targets"] == {"ask_p50_over_embed_p50": 4.0, "ask_p95_over_embed_p95": 8.0}
+    assert isinstance(ratios["within_targets"], bool) and result["peak_rss_mb"] > 0
+    assert "ask/embed p50" in proc.stderr
+    fixed = json.loads(_run("bench_ask.py", "--index", str(tmp_path / "ix"), "--repeat", "2", env=env, cwd=tmp_path).stdout)
+    assert (fixed["questions"], fixed["calls"]) == (4, 8)
 
 
 # -- the build ---------------------------------------------------------------------------------------------
