@@ -87,6 +87,8 @@ class Settings:
     rate_burst: int = field(default=3, metadata={"env": "QABOT_RATE_BURST"})
     max_question_chars: int = field(default=500, metadata={"env": "QABOT_MAX_QUESTION_CHARS"})
     log_messages: bool = field(default=False, metadata={"env": "QABOT_LOG_MESSAGES"})
+    # A third ranking: chunks by their sentences nearest to the question (off: see the README).
+    sentence_leg: bool = field(default=False, metadata={"env": "QABOT_SENTENCE_LEG"})
     # Optional stronger models (each off when unset; the offline answer is the fallback).
     reranker: str | None = field(default=None, metadata={"env": "QABOT_RERANKER"})
     rerank_pool: int = field(default=25, metadata={"env": "QABOT_RERANK_POOL"})
@@ -159,7 +161,7 @@ _INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate
                    "rerank_pool", "api_rate_burst"})
 _FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute"})
 _SECRETS = frozenset({"telegram_token", "llm_api_key"})
-_BOOLS = frozenset({"allow_all", "log_messages"})
+_BOOLS = frozenset({"allow_all", "log_messages", "sentence_leg"})
 
 
 def _parse(name: str, env: str, raw: str) -> Any:
@@ -284,7 +286,7 @@ def _problem(name: str, value: Any) -> str | None:
     if name in {"allowed_users", "allowed_chats"}:
         ok = isinstance(value, frozenset) and all(_is_int(v) for v in value)
         return None if ok else "must be a set of numeric ids"
-    if name in {"allow_all", "log_messages"}:
+    if name in {"allow_all", "log_messages", "sentence_leg"}:
         return None if isinstance(value, bool) else "must be true or false"
     if name in {"index_dir", "cache_dir"}:
         return None if isinstance(value, Path) or (value is None and name == "cache_dir") else "must be a folder path"

@@ -24,10 +24,12 @@ from .conftest import SHARED
 ROOT = Path(__file__).resolve().parents[1]
 XQUAD = SHARED / "eval" / "xquad-dev"
 
-# Start values; tighten them after measuring a change (and say so in its note).
+# Just under the measured figures (2026-12-02, fp32 on 2 cores: EN 0.9241 / 0.7184, DE 0.9715 /
+# 0.7927): about six questions of slack per metric for float differences between CPUs. Raise
+# them with a change that measurably helps (and say so in its note); never lower them silently.
 THRESHOLDS: dict[str, dict[str, float]] = {
-    "en": {"recall@1": 0.90, "sentence_hit@1": 0.69},
-    "de": {"recall@1": 0.95, "sentence_hit@1": 0.77},
+    "en": {"recall@1": 0.915, "sentence_hit@1": 0.71},
+    "de": {"recall@1": 0.96, "sentence_hit@1": 0.78},
 }
 
 pytestmark = pytest.mark.model
@@ -57,9 +59,9 @@ def shortfalls(report: dict, thresholds: dict[str, dict[str, float]]) -> list[st
 
 
 def test_shortfalls_name_the_metric_the_value_and_the_threshold():
-    report = {"en": {"recall@1": 0.8912, "sentence_hit@1": 0.70}, "de": {"recall@1": 0.95, "sentence_hit@1": 0.80}}
-    assert shortfalls(report, THRESHOLDS) == ["en recall@1 0.8912 < threshold 0.9000"]
-    assert shortfalls({"de": report["de"]}, THRESHOLDS)[0] == "en recall@1 missing < threshold 0.9000"
+    report = {"en": {"recall@1": 0.8912, "sentence_hit@1": 0.70}, "de": {"recall@1": 0.97, "sentence_hit@1": 0.80}}
+    assert shortfalls(report, THRESHOLDS) == ["en recall@1 0.8912 < threshold 0.9150", "en sentence_hit@1 0.7000 < threshold 0.7100"]
+    assert shortfalls({"de": report["de"]}, THRESHOLDS)[0] == "en recall@1 missing < threshold 0.9150"
 
 
 def test_dev_set_quality_meets_the_thresholds(tmp_path, monkeypatch, capsys, e5, model_cache_dir):

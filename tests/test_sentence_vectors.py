@@ -118,3 +118,22 @@ def test_check_reports_missing_orphan_and_malformed_sentence_vectors(tmp_path):
     assert any("missing or extra sentence vectors" in p for p in problems)
     assert any("belong to no chunk" in p for p in problems)
     assert any("not 256-dimensional" in p for p in problems)
+
+
+def test_the_sentence_leg_ranks_chunks_by_their_nearest_sentence(tmp_path):
+    folder = tmp_path / "ix"
+    _build(write_archive(tmp_path / "a.jsonl", range(12)), folder)
+    embedder = HashEmbedder()
+    with Store.open(folder) as store:
+        ids = store.chunk_ids().tolist()
+        stored, _ = store.sentences_in(ids)
+        rows = store.chunk_rows(ids)
+        target = stored[len(stored) // 2]  # one sentence among several in its chunk
+        row = rows[target.chunk_id]
+        sentence = row["text"][target.start - row["start"] : target.end - row["start"]]
+        hits = store.search_sentences(embedder.embed_queries([sentence])[0], 10)
+        assert hits[0][0] in {s.chunk_id for s in stored if (s.start, s.end) == (target.start, target.end)}
+        assert hits[0][1] > 0.99 and len({c for c, _ in hits}) == len(hits)  # one entry per chunk, best first
+        assert [score for _, score in hits] == sorted((score for _, score in hits), reverse=True)
+    with Retriever(Store.open(folder, model=embedder.name), embedder, sentence_leg=True) as retriever:
+        assert retriever.search(sentence, k=1)[0].chunk_id == hits[0][0]

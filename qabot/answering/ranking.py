@@ -114,15 +114,15 @@ def candidates(
     since: date | None = None,
     until: date | None = None,
     allowed: Set[int] | None = None,
-    sentence: Ranking = (),
+    more: Sequence[Ranking] = (),
 ) -> Candidates:
-    """Fuse the legs (dense, keyword, and the sentence leg when given) by reciprocal rank and keep
-    the best ``size`` chunks.
+    """Fuse the legs (dense, keyword, and ``more``: the sentence leg, when used) by
+    reciprocal rank and keep the best ``size`` chunks.
 
     With ``since``/``until``, only chunks in ``allowed`` (those whose article is dated within
     them) are kept; when none is, all dates are kept and a note says so.
     """
-    legs = [leg for leg in (dense, keyword, sentence) if leg]
+    legs = [leg for leg in (dense, keyword, *more) if leg]
     fused = fuse_rrf(legs) if len(legs) > 1 else list(dense)
     notes: list[str] = []
     if since or until:
