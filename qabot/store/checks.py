@@ -101,13 +101,21 @@ def _check_sqlite(store: Store, report: CheckReport) -> None:
 
 
 def _check_fts(store: Store, report: CheckReport) -> None:
-    """FTS5's own check (structure, and index against the chunk texts), one entry per chunk, a probe."""
-    db = store.db
+    """FTS5's own check (structure, and index against the chunk texts), one entry per chunk, a probe.
+
+    Garbage in the index's segments can make SQLite fail with SQLITE_NOMEM (a MemoryError in
+    Python: a length read from garbage) rather than SQLITE_CORRUPT; both are reported as damage.
+    """
     try:
-        db.execute("insert into chunks_fts(chunks_fts, rank) values('integrity-check', 1)")
-    except sqlite3.DatabaseError as exc:
-        report.problems.append(f"full-text index: {exc}; rebuild the index with `qabot index ARCHIVE --rebuild`")
-        return
+        _fts_checks(store, report)
+    except (sqlite3.DatabaseError, MemoryError) as exc:
+        reason = str(exc) or "SQLite ran out of memory reading it (garbage in its segments)"
+        report.problems.append(f"full-text index: {reason}; rebuild the index with `qabot index ARCHIVE --rebuild`")
+
+
+def _fts_checks(store: Store, report: CheckReport) -> None:
+    db = store.db
+    db.execute("insert into chunks_fts(chunks_fts, rank) values('integrity-check', 1)")
     in_fts = {r[0] for r in db.execute("select id from chunks_fts_docsize")}
     in_chunks = {r[0] for r in db.execute("select id from chunks")}
     if in_fts != in_chunks:

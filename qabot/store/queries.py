@@ -101,13 +101,13 @@ class Queries:
             rows = self.db.execute(keyword_search_sql(), [match, k]).fetchall()
         except sqlite3.ProgrammingError:
             raise  # misuse (a closed store), not a broken index
-        except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt FTS5 index's DatabaseError
-            self._log_fts_error(exc, match)
+        except (sqlite3.DatabaseError, MemoryError) as exc:  # OperationalError; a corrupt FTS5 index's
+            self._log_fts_error(exc, match)  # DatabaseError, or SQLITE_NOMEM from garbage in its segments
             return []
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def _log_fts_error(self, exc: sqlite3.Error, match: str) -> None:
-        message = str(exc)
+    def _log_fts_error(self, exc: sqlite3.Error | MemoryError, match: str) -> None:
+        message = str(exc) or type(exc).__name__
         first = message not in self._fts_errors
         self._fts_errors.add(message)
         log.log(logging.WARNING if first else logging.DEBUG, "%s: full-text search failed (%s) for %r; "
