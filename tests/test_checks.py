@@ -72,3 +72,23 @@ def test_check_reads_no_vectors(index, monkeypatch):
     assert check_index(index).ok
     with Store.open(index) as store:
         assert store.counts()["vectors"] == store.counts()["chunks"] and not store.vectors_loaded
+
+
+def test_sqlite_running_out_of_memory_on_a_damaged_full_text_index_is_reported_not_raised(index, monkeypatch, caplog):
+    # Random garbage in the segments makes SQLite fail with SQLITE_NOMEM now and then (a length
+    # read from garbage): Python's sqlite3 raises MemoryError, which must count as damage.
+    import sqlite_utils
+
+    real = sqlite_utils.Database.execute
+
+    def execute(self, sql, *args, **kwargs):
+        if "integrity-check" in sql or " match " in sql:
+            raise MemoryError
+        return real(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+    report = check_index(index)
+    assert any(p.startswith("full-text index: SQLite ran out of memory") for p in report.problems), report.problems
+    with Store.open(index) as store:
+        assert store.keyword_search('"bundestag"', 5) == []
+    assert "full-text search failed (MemoryError)" in caplog.text
