@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -63,18 +64,21 @@ def delete(db: sqlite_utils.Database, article_ids: Sequence[str]) -> None:
 
 def for_chunks(db: sqlite_utils.Database, chunk_ids: Sequence[int], dimension: int) -> tuple[list[StoredSentence], np.ndarray]:
     """The stored sentences inside these chunks (chunk order as given, then by position) and their vectors."""
-    rows: list[tuple[int, int, int, bytes]] = []
     ids = list(dict.fromkeys(int(i) for i in chunk_ids))
-    for lo in range(0, len(ids), BATCH):
-        part = ids[lo : lo + BATCH]
-        marks = ",".join("?" * len(part))
-        rows.extend(db.execute(
-            'select c.id, s.start, s."end", s.vector from chunks c join sentences s on s.article_id = c.article_id '
-            f'and s.start >= c.start and s."end" <= c."end" where c.id in ({marks})', part,
-        ).fetchall())
+    rows = _rows_in(db, 'select c.id, s.start, s."end", s.vector from chunks c join sentences s on s.article_id = c.article_id '
+                        'and s.start >= c.start and s."end" <= c."end" where c.id in ({marks})', ids)
     position = {chunk_id: i for i, chunk_id in enumerate(ids)}
     rows.sort(key=lambda r: (position[r[0]], r[1], r[2]))
     return [StoredSentence(r[0], r[1], r[2]) for r in rows], from_blobs([r[3] for r in rows], dimension)
+
+
+def _rows_in(db: sqlite_utils.Database, sql: str, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (``{marks}`` where its IN list goes) for all ``ids``, ``BATCH`` ids a query."""
+    rows: list[tuple[Any, ...]] = []
+    for lo in range(0, len(ids), BATCH):
+        part = list(ids[lo : lo + BATCH])
+        rows.extend(db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
+    return rows
 
 
 def all_vectors(db: sqlite_utils.Database, dimension: int, *, batch: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
@@ -96,16 +100,9 @@ def all_vectors(db: sqlite_utils.Database, dimension: int, *, batch: int = 65_53
 
 def chunks_of(db: sqlite_utils.Database, sentence_ids: Sequence[int]) -> dict[int, int]:
     """sentence id -> the first chunk that holds it (a sentence in an overlap is in two)."""
-    found: dict[int, int] = {}
-    ids = [int(i) for i in sentence_ids]
-    for lo in range(0, len(ids), BATCH):
-        part = ids[lo : lo + BATCH]
-        marks = ",".join("?" * len(part))
-        found.update(db.execute(
-            "select s.id, min(c.id) from sentences s join chunks c on c.article_id = s.article_id "
-            f'and s.start >= c.start and s."end" <= c."end" where s.id in ({marks}) group by s.id', part,
-        ).fetchall())
-    return found
+    return dict(_rows_in(db, "select s.id, min(c.id) from sentences s join chunks c on c.article_id = s.article_id "
+                             'and s.start >= c.start and s."end" <= c."end" where s.id in ({marks}) group by s.id',
+                         [int(i) for i in sentence_ids]))
 
 
 def articles_without(db: sqlite_utils.Database) -> list[str]:
@@ -121,38 +118,30 @@ def set_stored(db: sqlite_utils.Database, article_id: str, count: int) -> None:
 def article_chunks(db: sqlite_utils.Database, article_ids: Sequence[str]) -> dict[str, list[Chunk]]:
     """article id -> its stored chunks, in order."""
     found: dict[str, list[Chunk]] = {a: [] for a in article_ids}
-    for lo in range(0, len(article_ids), BATCH):
-        part = list(article_ids[lo : lo + BATCH])
-        marks = ",".join("?" * len(part))
-        sql = f'select article_id, idx, text, start, "end", n_tokens from chunks where article_id in ({marks}) order by article_id, idx'
-        for row in db.execute(sql, part):
-            found[row[0]].append(Chunk(*row))
+    sql = 'select article_id, idx, text, start, "end", n_tokens from chunks where article_id in ({marks}) order by article_id, idx'
+    for row in _rows_in(db, sql, list(article_ids)):
+        found[row[0]].append(Chunk(*row))
     return found
 
 
 def problems(db: sqlite_utils.Database, dimension: int) -> list[str]:
     """What is wrong with the stored sentences: articles without them, counts that disagree,
     rows outside every chunk of their article, vectors of the wrong size."""
-    found = []
-    if without := db.execute("select count(*) from articles where n_sentences is null").fetchone()[0]:
-        found.append(f"{without} articles have no sentence vectors (an index from before format 2); "
-                     "run `qabot index ARCHIVE` on it to add them (only the sentences are embedded)")
-    wrong = db.execute(
-        "select count(*) from articles a where a.n_sentences is not null "
-        "and a.n_sentences != (select count(*) from sentences s where s.article_id = a.id)"
-    ).fetchone()[0]
-    if wrong:
-        found.append(f"{wrong} articles have missing or extra sentence vectors")
-    orphans = db.execute(
-        "select count(*) from sentences s where not exists (select 1 from chunks c where c.article_id = s.article_id "
-        'and s.start >= c.start and s."end" <= c."end")'
-    ).fetchone()[0]
-    if orphans:
-        found.append(f"{orphans} stored sentence vectors belong to no chunk")
-    size = dimension * BLOB_DTYPE.itemsize
-    if bad := db.execute("select count(*) from sentences where length(vector) != ?", [size]).fetchone()[0]:
-        found.append(f"{bad} sentence vectors are not {dimension}-dimensional float16")
-    return found
+    checks = [
+        ("select count(*) from articles where n_sentences is null", [],
+         "{} articles have no sentence vectors (an index from before format 2); "
+         "run `qabot index ARCHIVE` on it to add them (only the sentences are embedded)"),
+        ("select count(*) from articles a where a.n_sentences is not null "
+         "and a.n_sentences != (select count(*) from sentences s where s.article_id = a.id)", [],
+         "{} articles have missing or extra sentence vectors"),
+        ("select count(*) from sentences s where not exists (select 1 from chunks c where c.article_id = s.article_id "
+         'and s.start >= c.start and s."end" <= c."end")', [],
+         "{} stored sentence vectors belong to no chunk"),
+        ("select count(*) from sentences where length(vector) != ?", [dimension * BLOB_DTYPE.itemsize],
+         f"{{}} sentence vectors are not {dimension}-dimensional float16"),
+    ]
+    counts = [(db.execute(sql, params).fetchone()[0], message) for sql, params, message in checks]
+    return [message.format(count) for count, message in counts if count]
 
 
 __all__ = [
