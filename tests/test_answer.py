@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from qabot.answering.picking import candidates, context_span, overlap, rank
-from qabot.documents import Passage, Sentence
+from qabot.answering.picking import Candidate, context_span, overlap, rank, stored_candidates
+from qabot.documents import Chunk, Passage, Sentence
+from qabot.ingest.chunking import chunk_sentences
 
 
-def _split(text: str) -> list[Sentence]:
-    out, pos = [], 0
-    for part in text.split(". "):
-        part = part if part.endswith(".") else part + "."
-        start = text.index(part.rstrip("."), pos)
-        end = min(len(text), start + len(part))
-        out.append(Sentence(start, end, text[start:end]))
-        pos = end
-    return out
+def _passage(text: str, *, start: int = 0, article: str = "a", score: float = 0.8, chunk_id: int = 1) -> Passage:
+    return Passage(chunk_id, article, "t", "2025-08-15", None, None, text, start, start + len(text), score)
 
 
-def _passage(text: str, *, start: int = 0, article: str = "a", score: float = 0.8) -> Passage:
-    return Passage(1, article, "t", "2025-08-15", None, None, text, start, start + len(text), score)
+def _found(passage: Passage) -> list[Candidate]:
+    """The candidates of one passage, its sentences stored as the indexer stores them."""
+    chunk = Chunk(passage.article_id, 0, passage.text, passage.start, passage.end, 10)
+    return stored_candidates([passage], [(passage.chunk_id, s.start, s.end) for s in chunk_sentences([chunk])])[0]
 
 
-def test_candidates_dedupe_overlapping_chunks_and_keep_article_offsets():
-    first = _passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr.")
-    second = _passage("Putin landet um 11.00 Uhr. Danach gibt es Essen im Zelt.", start=33)
-    found = candidates([first, second], _split)
+def test_stored_sentences_become_candidates_of_the_passages_that_hold_them():
+    article = "Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr. Danach gibt es Essen im Zelt."
+    landing, meal = article.index("Putin"), article.index("Danach")
+    first = _passage(article[:meal - 1], chunk_id=1)
+    second = _passage(article[landing:], start=landing, chunk_id=2)
+    stored = [(1, 0, landing - 1), (1, landing, meal - 1), (9, 0, 5), (2, landing, meal - 1), (2, meal, len(article))]
+    found, rows = stored_candidates([first, second], stored)
     assert [c.text for c in found] == [
-        "Der Gipfel beginnt um 11.30 Uhr.", "Putin landet um 11.00 Uhr.", "Danach gibt es Essen im Zelt."
+        "Der Gipfel beginnt um 11.30 Uhr.", "Putin landet um 11.00 Uhr.", "Putin landet um 11.00 Uhr.", "Danach gibt es Essen im Zelt."
     ]
-    assert (found[1].start, found[1].end) == (33, 59)
-    assert found[2].passage_index == 1
+    assert rows == [0, 1, 3, 4]  # chunk 9 is not among the passages
+    assert [c.passage_index for c in found] == [0, 0, 1, 1] and (found[2].start, found[2].end) == (landing, meal - 1)
 
 
 def test_overlap_matches_inflected_german_words():
@@ -41,13 +40,13 @@ def test_overlap_matches_inflected_german_words():
 
 
 def test_rank_prefers_the_sentence_with_the_question_words_when_similarity_is_close():
-    found = candidates([_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska.")], _split)
+    found = _found(_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska."))
     scores = rank("When does Putin land in Alaska?", found, np.array([0.861, 0.859]), [0.8])
     assert found[int(np.argmax(scores))].text.startswith("Putin landet")
 
 
 def test_rank_follows_similarity_when_it_is_clear():
-    found = candidates([_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska.")], _split)
+    found = _found(_passage("Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr in Alaska."))
     scores = rank("When does the summit begin?", found, np.array([0.92, 0.70]), [0.8])
     assert int(np.argmax(scores)) == 0
 

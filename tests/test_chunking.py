@@ -11,7 +11,7 @@ import pytest
 from qabot.documents import Article, Chunk
 from qabot.errors import ModelError
 from qabot.ingest import chunking
-from qabot.ingest.chunking import chunk_article, count_tokens, get_encoding, split_sentences
+from qabot.ingest.chunking import chunk_article, chunk_sentences, count_tokens, get_encoding, split_sentences
 
 SAMPLE = Path(__file__).resolve().parents[1] / "qabot" / "data" / "sample" / "2025-08-15-alaska-summit.txt"
 LANDING = (
@@ -385,3 +385,12 @@ def test_random_texts_keep_the_invariants() -> None:
         )
         check_chunks(art, chunks, max_tokens=max_tokens)
         assert all(len(c.text) // 2 <= limit for c in chunks)
+
+
+def test_chunk_sentences_are_each_sentence_once_in_article_offsets():
+    text = "Der Gipfel beginnt um 11.30 Uhr. Putin landet um 11.00 Uhr. Danach gibt es Essen im Zelt. Ok."
+    landing, meal = text.index("Putin"), text.index("Danach")
+    chunks = [Chunk("a", 0, text[: meal - 1], 0, meal - 1, 10), Chunk("a", 1, text[landing:], landing, len(text), 10)]
+    found = chunk_sentences(chunks)
+    assert [s.text for s in found] == ["Der Gipfel beginnt um 11.30 Uhr.", "Putin landet um 11.00 Uhr.", "Danach gibt es Essen im Zelt."]
+    assert all(text[s.start : s.end] == s.text for s in found)  # "Ok." is under MIN_SENTENCE_CHARS

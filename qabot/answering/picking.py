@@ -16,14 +16,13 @@ halves of its questions; they are deliberately few and round.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from qabot.answering.rankings import terms
 from qabot.documents import Passage, Sentence
-from qabot.ingest.sentences import MIN_SENTENCE_CHARS
 from qabot.lexicon import MONTH_NAMES
 
 SENTENCE_WEIGHT = 0.6
@@ -68,20 +67,6 @@ class Candidate:
     start: int
     end: int
     text: str
-
-
-def candidates(passages: Sequence[Passage], split: Callable[[str], list[Sentence]], *, dedupe: bool = True) -> list[Candidate]:
-    """Every sentence of ``passages``; with ``dedupe``, a sentence repeated by overlapping chunks only once."""
-    seen: set[tuple[str, int]] = set()
-    found = []
-    for index, passage in enumerate(passages):
-        for sentence in split(passage.text):
-            key = (passage.article_id, passage.start + sentence.start)
-            if (dedupe and key in seen) or len(sentence.text) < MIN_SENTENCE_CHARS:
-                continue
-            seen.add(key)
-            found.append(Candidate(index, passage.start + sentence.start, passage.start + sentence.end, sentence.text))
-    return found
 
 
 def stored_candidates(passages: Sequence[Passage], stored: Sequence[tuple[int, int, int]]) -> tuple[list[Candidate], list[int]]:
