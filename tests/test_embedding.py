@@ -412,3 +412,17 @@ def test_counting_tokens_in_another_thread_while_encoding_is_safe(e5) -> None:
         stop.set()
         worker.join()
     assert not errors and len(counts) == 1
+
+
+@pytest.mark.model
+def test_counting_agrees_with_the_models_tokenizer_past_its_limit_and_on_special_tokens(e5) -> None:
+    """The counter shares the model's vocabulary but not its truncation: after an encode (which
+    sets truncation to 512 on the model's tokenizer), a long text still counts in full, and
+    special tokens written in the text count as the model's tokenizer counts them."""
+    e5.embed_passages(SENTENCES, batch_size=2)
+    tokenizer = e5.sentence_transformer.tokenizer
+    long_text = " ".join(SENTENCES * 40)
+    for text in (long_text, "Satz<s>Satz", "ein<mask>Satz", "</s></s>Ende", "<unk><unk>", *SENTENCES):
+        full = tokenizer(e5.passage_prompt + text, truncation=False)["input_ids"]
+        assert e5.count_tokens(text) == len(full), text
+    assert e5.count_tokens(long_text) > e5.max_seq_length

@@ -258,10 +258,21 @@ def load_embedder(
 
 def _independent_tokenizer(tokenizer: Any) -> Any:
     """A separate Rust ``tokenizers.Tokenizer`` with the same vocabulary and rules, no padding
-    and no truncation: safe to use from another thread while the model encodes."""
+    and no truncation: safe to use from another thread while the model encodes.
+
+    It shares the model (the vocabulary: ~290 MB for e5's 250k-piece Unigram) with
+    ``tokenizer`` instead of parsing a second copy; only the padding and truncation state,
+    which the model's encode changes on every call, is its own.
+    """
     from tokenizers import Tokenizer
 
-    counter = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend = tokenizer.backend_tokenizer
+    counter = Tokenizer(backend.model)
+    counter.normalizer = backend.normalizer
+    counter.pre_tokenizer = backend.pre_tokenizer
+    counter.post_processor = backend.post_processor
+    counter.decoder = backend.decoder
+    counter.add_special_tokens(list(backend.get_added_tokens_decoder().values()))
     counter.no_padding()
     counter.no_truncation()
     return counter
