@@ -426,3 +426,18 @@ def test_counting_agrees_with_the_models_tokenizer_past_its_limit_and_on_special
         full = tokenizer(e5.passage_prompt + text, truncation=False)["input_ids"]
         assert e5.count_tokens(text) == len(full), text
     assert e5.count_tokens(long_text) > e5.max_seq_length
+
+
+@pytest.mark.model
+def test_encoding_in_slices_gives_each_text_its_own_vector_in_order(e5, monkeypatch) -> None:
+    """Texts are encoded longest first in slices of whole batches (memory goes back between
+    them): every vector still belongs to its text, as one plain encode of them all gives."""
+    from qabot.models import embedding
+
+    monkeypatch.setattr(embedding, "SLICE_BATCHES", 2)
+    texts = [" ".join(SENTENCES[: 1 + n % len(SENTENCES)])[: 20 + 7 * n] for n in range(23)]
+    expected = e5.sentence_transformer.encode([e5.passage_prompt + t for t in texts], prompt="", batch_size=4,
+                                              normalize_embeddings=True, convert_to_numpy=True)
+    got = e5.embed_passages(texts, batch_size=4)  # 3 slices of 8, the last 7
+    assert got.shape == expected.shape
+    assert np.allclose(got, expected, atol=1e-5)

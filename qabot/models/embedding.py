@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from qabot.errors import ModelError
+from qabot.models.allocator import release_free_memory
 from qabot.models.provision import (
     DEFAULT_MODEL,
     default_model_dir,
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 HASH_MODEL = "hash-test"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"intfloat/{DEFAULT_MODEL}"}
 PRECISIONS = ("auto", "fp32", "bf16")
+SLICE_BATCHES = 16  # batches per encode call; freed memory goes back to the system between calls
 # /proc/cpuinfo flags that mean bfloat16 matmuls run in hardware (AVX512-BF16, AMX)
 _CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
@@ -135,18 +137,35 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str], *, batch_size: int, progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # sentence-transformers sorts by length before batching (less padding), then
-        # restores the input order; the prompt is already in the text, and prompt=""
-        # stops a model's default_prompt_name from adding a second one
-        vectors = self._model.encode(
-            texts,
-            prompt="",
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        # Longest first, as sentence-transformers batches (less padding), in slices of whole
+        # batches with the freed memory handed back between them: one encode of the indexer's
+        # ~5k texts otherwise grows the heap by holes torch leaves (qabot.models.allocator).
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        step = batch_size * SLICE_BATCHES
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="text")
+        for lo in range(0, len(texts), step):
+            part = order[lo : lo + step]
+            # the prompt is already in the text, and prompt="" stops a model's
+            # default_prompt_name from adding a second one
+            vectors[part] = self._model.encode(
+                [texts[i] for i in part],
+                prompt="",
+                batch_size=batch_size,
+                show_progress_bar=False,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+            )
+            release_free_memory()
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return vectors
 
     def __repr__(self) -> str:
         return (f"SentenceTransformerEmbedder(name={self.name!r}, dimension={self.dimension}, "
