@@ -149,6 +149,23 @@ def test_bench_ask_times_the_question_embedding_over_many_questions(tmp_path, en
     assert (fixed["questions"], fixed["calls"]) == (4, 8)
 
 
+def test_build_synthetic_indexes_repeated_real_articles_that_open_with_the_real_model(tmp_path, env):
+    target = tmp_path / "big"
+    result = json.loads(_run("build_synthetic.py", str(ARCHIVE / "seed"), "--chunks", "40", "--index", str(target),
+                             env=env, cwd=tmp_path).stdout)
+    report = result["report"]
+    assert result["distinct_texts"] >= 1 and report["articles_indexed"] == result["articles"] > result["distinct_texts"]
+    assert report["chunks_total"] >= 30 and report["sentences_total"] > report["chunks_total"]
+    check = subprocess.run([sys.executable, "-m", "qabot", "check", "--index", str(target)], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    asked = json.loads(_run("bench_ask.py", "--index", str(target), "--repeat", "1", env=env, cwd=tmp_path).stdout)
+    assert asked["chunks"] == report["chunks_total"] and asked["calls"] == 4
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_synthetic.py"), str(ARCHIVE / "seed"),
+                            "--index", str(target)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr  # never indexes into an existing folder
+
+
 # -- the build ---------------------------------------------------------------------------------------------
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
