@@ -19,13 +19,11 @@ from qabot.models.embedding import (
     Embedder,
     HashEmbedder,
     SentenceTransformerEmbedder,
-    _cpu_bf16_flags,
-    bf16_supported,
     default_prompts,
     embedder_for,
     load_embedder,
-    resolve_precision,
 )
+from qabot.models.precision import _cpu_bf16_flags, bf16_supported, resolve_precision
 from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,

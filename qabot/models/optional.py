@@ -20,7 +20,7 @@ from itertools import islice
 from typing import TypeVar
 
 from qabot.errors import ModelError
-from qabot.models.embedding import bf16_supported, resolve_precision
+from qabot.models.precision import bf16_supported, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Deadline:
 
 def resolve(device: str | None, fallback_device: str, precision: str) -> tuple[str, str]:
     """(device, "fp32"/"bf16"): the seam's own device, else the embedder's; bf16 only where
-    the embedder would use it (see :func:`~qabot.models.embedding.resolve_precision`)."""
+    the embedder would use it (see :func:`~qabot.models.precision.resolve_precision`)."""
     chosen = device or fallback_device
     return chosen, resolve_precision(precision, bf16_ok=bf16_supported(chosen))
 
