@@ -24,7 +24,7 @@ import numpy as np
 
 from qabot.errors import ModelError
 from qabot.models.allocator import release_free_memory
-from qabot.models.precision import PRECISIONS, _transformer_in_bf16, bf16_supported, resolve_precision  # noqa: F401 - PRECISIONS re-exported
+from qabot.models.precision import _transformer_in_bf16, bf16_supported, resolve_precision
 from qabot.models.provision import (
     DEFAULT_MODEL,
     default_model_dir,
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 HASH_MODEL = "hash-test"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"intfloat/{DEFAULT_MODEL}"}
 SLICE_BATCHES = 16  # batches per encode call; freed memory goes back to the system between calls
-# /proc/cpuinfo flags that mean bfloat16 matmuls run in hardware (AVX512-BF16, AMX)
 
 
 @runtime_checkable
@@ -73,7 +72,7 @@ class SentenceTransformerEmbedder:
 
     ``model`` is a local folder or a Hugging Face model id (tried from the local cache
     first, so an already-downloaded model works offline). Torch runs on ``device``.
-    ``precision`` is one of :data:`PRECISIONS`; :attr:`precision` says what actually runs
+    ``precision`` is one of :data:`~qabot.models.precision.PRECISIONS`; :attr:`precision` says what actually runs
     ("fp32" or "bf16", see :func:`resolve_precision`). Queries and passages both use it.
     """
 

@@ -22,6 +22,7 @@ from qabot.errors import ModelError
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
+# /proc/cpuinfo flags that mean bfloat16 matmuls run in hardware (AVX512-BF16, AMX)
 _CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
