@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from qabot.errors import ConfigError
+from qabot.locations import PgUrl, parse_location, redact
 
 DEFAULT_INDEX_DIR = Path("index") / "default"
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -62,7 +63,8 @@ def _default_cache_dir(environ: Mapping[str, str]) -> Path:
 class Settings:
     """Every setting qabot has; the environment variable for each is in the field's metadata."""
 
-    index_dir: Path = field(default=DEFAULT_INDEX_DIR, metadata={"env": "QABOT_INDEX"})
+    # A folder, or a postgresql://user:password@host:port/database URL (an index in PostgreSQL + pgvector).
+    index_dir: Path | PgUrl = field(default=DEFAULT_INDEX_DIR, metadata={"env": "QABOT_INDEX"})
     model: str = field(default=DEFAULT_MODEL, metadata={"env": "QABOT_MODEL"})
     cache_dir: Path | None = field(default=None, metadata={"env": "QABOT_CACHE_DIR"})
     query_prompt: str | None = field(default=None, metadata={"env": "QABOT_QUERY_PROMPT"})
@@ -103,6 +105,9 @@ class Settings:
     api_keys: tuple[Secret, ...] = field(default_factory=tuple, metadata={"env": "QABOT_API_KEYS", "secret": True})
     api_rate_per_minute: float = field(default=60.0, metadata={"env": "QABOT_API_RATE_PER_MINUTE"})
     api_rate_burst: int = field(default=10, metadata={"env": "QABOT_API_RATE_BURST"})
+    # An index in PostgreSQL: connections per process (the pool) and the connect/statement timeout.
+    pg_pool: int = field(default=4, metadata={"env": "QABOT_PG_POOL"})
+    pg_timeout: float = field(default=30.0, metadata={"env": "QABOT_PG_TIMEOUT"})
 
     def __post_init__(self) -> None:
         # Normalise spelling first (frozen: object.__setattr__), then check every field, so a bad
@@ -111,6 +116,12 @@ class Settings:
         object.__setattr__(self, "log_level", str(self.log_level).strip().upper())
         object.__setattr__(self, "device", str(self.device).strip().lower())
         object.__setattr__(self, "precision", str(self.precision).strip().lower())
+        if isinstance(self.index_dir, str):  # a path or URL from Python code
+            try:
+                object.__setattr__(self, "index_dir", parse_location(self.index_dir))
+            except ValueError as exc:
+                raise ConfigError(f"QABOT_INDEX: {exc}") from None
+            given["index_dir"] = self.index_dir
         for name in ("telegram_token", "llm_api_key"):  # a plain string from Python code: hide it too
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Secret(getattr(self, name)))
@@ -157,9 +168,9 @@ class Settings:
         return cls.from_env(os.environ, dotenv=Path(".env"), **overrides)
 
 
-_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars",
+_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars", "pg_pool",
                    "rerank_pool", "api_rate_burst"})
-_FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute"})
+_FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute", "pg_timeout"})
 _SECRETS = frozenset({"telegram_token", "llm_api_key"})
 _BOOLS = frozenset({"allow_all", "log_messages", "sentence_leg"})
 
@@ -167,7 +178,9 @@ _BOOLS = frozenset({"allow_all", "log_messages", "sentence_leg"})
 def _parse(name: str, env: str, raw: str) -> Any:
     """Turn one environment string into the field's type, or raise ConfigError naming the variable."""
     try:
-        if name in {"index_dir", "cache_dir"}:
+        if name == "index_dir":
+            return parse_location(raw)
+        if name == "cache_dir":
             return Path(raw).expanduser()
         if name in _INTS:
             try:
@@ -202,7 +215,8 @@ def _parse(name: str, env: str, raw: str) -> Any:
             return raw + " " if raw.endswith(":") else raw
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{env}={'***' if name in _SECRETS or name == 'api_keys' else raw!r}: {exc}") from None
+        shown = "***" if name in _SECRETS or name == "api_keys" else repr(redact(raw))
+        raise ConfigError(f"{env}={shown}: {redact(str(exc))}") from None
 
 
 def _is_int(value: object) -> bool:
@@ -229,7 +243,7 @@ def _problem(name: str, value: Any) -> str | None:
         if problem is None and name == "rerank_pool" and value > MAX_RERANK_POOL:
             problem = f"must be at most {MAX_RERANK_POOL}"
         return problem
-    if name in {"llm_timeout", "api_rate_per_minute"}:
+    if name in {"llm_timeout", "api_rate_per_minute", "pg_timeout"}:
         ok = _is_number(value) and math.isfinite(value) and value > 0
         return None if ok else "must be a number above 0"
     if name in {"reranker_device", "reader_device"}:
@@ -288,6 +302,8 @@ def _problem(name: str, value: Any) -> str | None:
         return None if ok else "must be a set of numeric ids"
     if name in {"allow_all", "log_messages", "sentence_leg"}:
         return None if isinstance(value, bool) else "must be true or false"
-    if name in {"index_dir", "cache_dir"}:
-        return None if isinstance(value, Path) or (value is None and name == "cache_dir") else "must be a folder path"
+    if name == "index_dir":
+        return None if isinstance(value, Path | PgUrl) else "must be a folder path or a postgresql:// URL"
+    if name == "cache_dir":
+        return None if isinstance(value, Path) or value is None else "must be a folder path"
     return None

@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_ask.py --index index/default [--repeat 20] [QUESTION ...]
     .venv/bin/python scripts/bench_ask.py --index /tmp/eval-ix --squad ../shared/eval/xquad-dev/xquad.en.json
     .venv/bin/python scripts/bench_ask.py --index index/default --questions-file questions.txt [--limit 200]
+    .venv/bin/python scripts/bench_ask.py --index postgresql://user:pw@host/db --squad FILE --recall
 
 Prints one JSON object. Without questions it asks a fixed English/German set about the
 bundled sample, ``--repeat`` times (default 10); ``--questions-file`` (one question a line)
@@ -75,6 +76,20 @@ def ratios(summaries: dict[str, dict[str, float]]) -> dict[str, float | bool]:
     return out
 
 
+def hnsw_recall(retriever: Retriever, questions: list[str], k: int = 10) -> dict[str, float]:
+    """Mean recall@k of the HNSW searches against exact ones (a PostgreSQL index only)."""
+    store = retriever.store
+    if not hasattr(store, "nearest_ids"):
+        raise SystemExit("--recall measures a PostgreSQL index's HNSW indexes; this index is a folder")
+    found: dict[str, list[float]] = {"chunks": [], "sentences": []}
+    for question in dict.fromkeys(questions):
+        vector = retriever.embedder.embed_queries([question])[0]
+        for table, recalls in found.items():
+            exact = set(store.nearest_ids(table, vector, k, exact=True))
+            recalls.append(len(exact & set(store.nearest_ids(table, vector, k))) / max(1, len(exact)))
+    return {table: round(statistics.fmean(values), 4) for table, values in found.items()}
+
+
 def _line(summaries: dict[str, dict[str, float]], ratio: dict[str, float | bool]) -> str:
     """The headline numbers in one line (stderr), beside the JSON."""
     parts = [f"{name[:-3]} p50 {s['p50']} / p95 {s['p95']} ms" for name, s in summaries.items() if name != "plain_ask_ms"]
@@ -85,11 +100,13 @@ def _line(summaries: dict[str, dict[str, float]], ratio: dict[str, float | bool]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("questions", nargs="*", help="questions to ask (default: a fixed set about the sample)")
-    parser.add_argument("--index", type=Path, default=None, help="index folder (default: QABOT_INDEX_DIR)")
+    parser.add_argument("--index", default=None, help="index folder or postgresql:// URL (default: QABOT_INDEX)")
     parser.add_argument("--questions-file", type=Path, help="a text file, one question a line")
     parser.add_argument("--squad", type=Path, help="a SQuAD-format JSON file: its question texts are asked")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--repeat", type=int, help="rounds over the questions (default: 10 for the fixed set, else 1)")
+    parser.add_argument("--recall", action="store_true", help="PostgreSQL: also measure the HNSW indexes' "
+                        "recall@10 against exact search, for every question's vector (chunks and sentences)")
     parser.add_argument("--compare", action="store_true", help="also time a plain retriever (no seams) in the same run")
     args = parser.parse_args(argv)
     many = read_questions(args.questions_file, args.squad)
@@ -146,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if args.recall:
+        result["recall_at_10"] = hnsw_recall(retriever, questions)
     if plain is not None:
         result["added_by_seams_ms_p50"] = round(1000 * (statistics.median(timings["ask"]) - statistics.median(timings["plain_ask"])), 1)
     retriever.close()

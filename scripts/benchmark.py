@@ -3,11 +3,12 @@
 
     .venv/bin/python scripts/benchmark.py ../shared/corpora/10kgnad-test.csv [--limit 300]
         [--faiss-sizes 100000,1000000] [--skip-faiss] [--questions 30] [--compare-fp32]
+        [--store-url postgresql://user:password@host/db]
 
 Prints one JSON object:
 
 - ``raw_encode``: plain ``SentenceTransformer.encode`` of exactly the texts the indexer
-  embeds, in its batches: per batch of articles (``qabot.indexer._batches``) one call on the
+  embeds, in its batches: per batch of articles (``qabot.indexer.batches``) one call on the
   chunk texts and the ``qabot.indexer.sentences_for`` sentence texts, with the same prompt,
   batch size, normalisation and precision: the floor for indexing; with ``--compare-fp32``
   also in plain float32 (``raw_encode_fp32``);
@@ -15,6 +16,8 @@ Prints one JSON object:
   embedding, SQLite, FAISS, the atomic swap), its ratio to the raw encode (target
   ``<= RATIO_TARGET``), chunks, sentences, texts/s, and the size on disk of the live generation;
 - ``rerun``: the same archive again (unchanged: embeds nothing);
+- ``postgres`` (with ``--store-url``, an empty database): the same build, rerun and ask into
+  PostgreSQL + pgvector, with its ratio to the same raw encode and its size in the database;
 - ``ask``: warm ``Retriever.ask`` latency p50/p95 over distinct questions (each asked once,
   after one warm-up);
 - ``faiss``: search latency, recall and memory at synthetic 100k/1M chunks
@@ -40,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qabot import Settings
 from qabot.answering.retriever import Retriever
-from qabot.indexer import _batches, build_index, chunks_for, sentences_for
+from qabot.indexer import batches, build_index, chunks_for, sentences_for
 from qabot.ingest.archive import iter_articles
+from qabot.locations import PgUrl
 from qabot.models.embedding import embedder_for
 from qabot.store import read_manifest
 
@@ -99,7 +103,7 @@ def indexer_batches(archive: Path, embedder, settings: Settings) -> tuple[list[l
             items.append((article, chunks))
     calls, chunk_count, sentence_count = [], 0, 0
     # The indexer's own grouping, so each call here holds exactly what one of its calls holds.
-    for batch in _batches(items, max_chunks=settings.batch_size * 32):
+    for batch in batches(items, max_chunks=settings.batch_size * 32):
         chunk_texts = [c.text for _, chunks in batch for c in chunks]
         sentence_texts = [s.text for _, chunks in batch for s in sentences_for(chunks)]
         calls.append(chunk_texts + sentence_texts)
@@ -131,7 +135,7 @@ def live_size_bytes(index_dir: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def bench_ask(index_dir: Path, settings: Settings, embedder, questions: list[str]) -> dict:
+def bench_ask(index_dir: Path | PgUrl, settings: Settings, embedder, questions: list[str]) -> dict:
     retriever = Retriever.open(index_dir, settings=settings, embedder=embedder)
     retriever.ask("Was ist passiert?")  # warm-up
     timings = []
@@ -148,6 +152,28 @@ def bench_ask(index_dir: Path, settings: Settings, embedder, questions: list[str
     }
 
 
+def bench_postgres(archive: Path, url: PgUrl, settings: Settings, embedder, raw_seconds: float, questions: list[str]) -> dict:
+    """The same archive indexed into PostgreSQL (an empty database): time, ratio, size, rerun and ask."""
+    from qabot.store.checks import index_stats
+    from qabot.store.opening import exists
+
+    if exists(url):
+        raise SystemExit(f"{url} already holds an index; give an empty database")
+    report = build_index(archive, url, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size)
+    again = build_index(archive, url, embedder=embedder, chunk_tokens=settings.chunk_tokens,
+                        chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size)
+    return {
+        "articles": report.articles_total, "chunks": report.chunks_total, "sentences": report.sentences_total,
+        "seconds": round(report.seconds, 2),
+        "texts_per_s": round((report.chunks_total + report.sentences_total) / report.seconds, 2),
+        "ratio_to_raw_encode": round(report.seconds / max(raw_seconds, 1e-9), 3),
+        "size_bytes": index_stats(url)["bytes_on_disk"],
+        "rerun": {"seconds": round(again.seconds, 2), "chunks_embedded": again.chunks_embedded},
+        "ask": bench_ask(url, settings, embedder, questions),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archive", type=Path)
@@ -155,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--faiss-sizes", default="100000,1000000")
     parser.add_argument("--skip-faiss", action="store_true")
+    parser.add_argument("--store-url", metavar="URL", help="also index into this empty PostgreSQL database "
+                        "(postgresql://user:password@host/db) and report it beside the folder: time, ratio, size, ask")
     parser.add_argument("--compare-fp32", action="store_true",
                         help="Also time the raw encode in plain fp32 (when the configured precision is not fp32).")
     args = parser.parse_args(argv)
@@ -203,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         result["rerun"] = {"seconds": round(again.seconds, 2), "chunks_embedded": again.chunks_embedded}
         result["ask"] = bench_ask(index_dir, settings, embedder, QUESTIONS[: args.questions])
         result["peak_rss_mb_after_ask"] = _rss_mb()
+        if args.store_url:
+            result["postgres"] = bench_postgres(archive, PgUrl(args.store_url), settings, embedder, result["raw_encode"]["seconds"],
+                                                QUESTIONS[: args.questions])
 
     if not args.skip_faiss:
         import bench_faiss

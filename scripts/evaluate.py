@@ -4,7 +4,7 @@
     .venv/bin/python scripts/evaluate.py --de ../shared/eval/xquad-dev/xquad.de.json \\
         [--en ../shared/eval/xquad-dev/xquad.en.json] [--distractors ../shared/corpora/10kgnad-test.csv] \\
         [--distractor-limit 1000] [--limit 50] [--model ID] [--keep-index /tmp/eval-ix] [--output eval.json] \\
-        [--per-question q.jsonl]
+        [--per-question q.jsonl] [--store-url postgresql://user:password@host/db]
 
 Every German paragraph becomes an article (id ``{title}#{paragraph index}``) in a temporary
 index (or ``--keep-index DIR``, reused when it exists); ``--distractors`` mixes another archive
@@ -20,6 +20,8 @@ recall@1/@5/@10/@50, MRR@10, answer-sentence hit@1 (a German gold answer appears
 sentence, case and whitespace ignored), abstention rate and p50/p95 ``ask`` latency; the same
 as a table on stderr. The halves are the team's tune/confirm split: "A" holds the questions of
 the even-numbered articles of the SQuAD file (0-based index in ``data``), "B" the odd ones.
+With ``--store-url`` the folder index is copied into PostgreSQL (``qabot copy``, no re-embedding)
+and every question is asked there: the same figures for the PostgreSQL store.
 Data files are read where they lie, never copied into the project.
 With an LLM (``--llm-url``/``--llm-model`` or QABOT_LLM_*), each found answer is also refined
 and every language reports ``llm``: reply faithfulness (the share of the LLM's sentences that
@@ -58,8 +60,11 @@ from qabot import (
 from qabot.answering.citations import split_claims
 from qabot.errors import StoreError
 from qabot.ingest.archive import iter_articles
+from qabot.locations import PgUrl
 from qabot.models.embedding import Embedder, embedder_for
 from qabot.store import Store, is_index
+from qabot.store.copying import copy_index
+from qabot.store.opening import exists, open_reader
 
 SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
 WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ)
@@ -373,6 +378,20 @@ class QuestionOnce:
         self._last = None
 
 
+def in_postgres(index_dir: Path, url: PgUrl) -> dict[str, Any]:
+    """Copy the folder index into the database at ``url`` unless it holds the same articles already."""
+    with Store.open(index_dir) as folder:
+        wanted = folder.article_hashes()
+    started = time.perf_counter()
+    if exists(url):
+        with open_reader(url) as held:
+            if held.article_hashes() != wanted:  # type: ignore[attr-defined]
+                raise StoreError(f"{url} holds another index than {index_dir}; give an empty database")
+    else:
+        copy_index(index_dir, url)
+    return {"store": "postgresql", "copy_seconds": round(time.perf_counter() - started, 2)}
+
+
 def ask_all(retriever: Retriever, questions: list[Question], *, k: int) -> list[Result]:
     """Ask every question (timed), then rank it with ``search(k=10)`` and ``search(k=50)``."""
     from tqdm import tqdm
@@ -422,7 +441,11 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, embedder: Embedder | 
         record_inputs(index_dir, inputs)
     index = build(articles, args.distractors, index_dir, embedder=embedder, settings=settings,
                   distractor_limit=args.distractor_limit)
-    with Retriever.open(index_dir, settings=settings, embedder=QuestionOnce(embedder)) as retriever:
+    where: Path | PgUrl = index_dir
+    if args.store_url is not None:  # the same index, copied into PostgreSQL (vectors and all): questions are asked there
+        where = PgUrl(args.store_url)
+        index |= in_postgres(index_dir, where)
+    with Retriever.open(where, settings=settings, embedder=QuestionOnce(embedder)) as retriever:
         if any(questions.values()):  # warm-up: the first call pays for lazy initialisation
             retriever.ask(next(qs for qs in questions.values() if qs)[0].text)
         results = {lang: ask_all(retriever, qs, k=settings.top_k) for lang, qs in questions.items()}
@@ -469,6 +492,8 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     parser.add_argument("--chunk-tokens", type=int, help="chunk size (default: QABOT_CHUNK_TOKENS)")
     parser.add_argument("--chunk-overlap", type=int, help="chunk overlap in sentences (default: QABOT_CHUNK_OVERLAP)")
     parser.add_argument("--keep-index", type=Path, help="build the index here and reuse it next time")
+    parser.add_argument("--store-url", metavar="URL", help="ask from a PostgreSQL copy of the index (an empty database, "
+                        "or one holding this index's copy from an earlier run): postgresql://user:password@host/db")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     parser.add_argument("--per-question", type=Path, help="write one JSON line per question here")
     args = parser.parse_args(argv)

@@ -43,6 +43,29 @@ def e5(model_cache_dir: Path):
     return load_embedder("multilingual-e5-small", cache_dir=model_cache_dir)
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 18 + pgvector on 127.0.0.1 for the session (tests/pg_server.py); stopped at the end.
+
+    Not skipped when it cannot start: the test extra installs it, so a failure here is a broken install.
+    """
+    from tests import pg_server as pg
+
+    if (why := pg.available()) is not None:
+        pytest.fail(why)
+    server = pg.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A new empty database on the session's server; dropped afterwards."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
 @pytest.fixture
 def hash_embedder() -> HashEmbedder:
     return HashEmbedder()

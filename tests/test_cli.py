@@ -177,7 +177,7 @@ def test_ask_and_search_take_since_and_until(env):
 # each command with arguments that get it as far as reading the settings
 SETTINGS_COMMANDS = [
     ("index", "--sample"), ("ask", "anything"), ("search", "anything"), ("chat",), ("run",), ("bot",),
-    ("delete", "art-1"), ("check",), ("stats",), ("serve",), ("model", "install"),
+    ("delete", "art-1"), ("check",), ("stats",), ("serve",), ("model", "install"), ("copy", "index/a", "index/b"),
 ]
 
 

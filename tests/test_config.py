@@ -78,10 +78,24 @@ BAD_VALUES = {
     "QABOT_RERANKER": "bge\x01", "QABOT_RERANK_POOL": "1000", "QABOT_RERANKER_DEVICE": "gpu", "QABOT_READER": "deepset/\x02",
     "QABOT_READER_DEVICE": "tpu", "QABOT_LLM_URL": "localhost:11434", "QABOT_LLM_MODEL": "llama\x7f\x00",
     "QABOT_LLM_TIMEOUT": "0", "QABOT_API_KEYS": "short", "QABOT_API_RATE_PER_MINUTE": "-1",
-    "QABOT_API_RATE_BURST": "0",
+    "QABOT_API_RATE_BURST": "0", "QABOT_PG_POOL": "0", "QABOT_PG_TIMEOUT": "-5",
+    "QABOT_INDEX": "postgresql://qabot:hunter2@db.example.org:5432/",  # a URL without a database
 }
 # Any value of these is a valid path or model name (a blank one means the default).
-ANY_VALUE = {"QABOT_INDEX", "QABOT_CACHE_DIR", "QABOT_MODEL", "QABOT_LLM_API_KEY"}
+ANY_VALUE = {"QABOT_CACHE_DIR", "QABOT_MODEL", "QABOT_LLM_API_KEY"}
+
+
+def test_an_index_url_is_a_postgres_location_and_never_shows_its_password():
+    from qabot.locations import PgUrl
+
+    s = Settings.from_env({"QABOT_INDEX": "postgresql://qabot:hunter2@db.example.org:5432/news"})
+    assert isinstance(s.index_dir, PgUrl) and s.index_dir.dsn.endswith("@db.example.org:5432/news")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.index_dir) and "qabot:***@db.example.org" in repr(s)
+    assert Settings.load(index_dir="postgres://u:pw@h/db").index_dir == PgUrl("postgres://u:pw@h/db")
+    assert Settings.from_env({"QABOT_INDEX": "~/news-index"}).index_dir == Path("~/news-index").expanduser()
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"QABOT_INDEX": "postgresql://qabot:hunter2@db.example.org:5432/"})
+    assert "hunter2" not in str(info.value) and "no database" in str(info.value)
 
 
 def test_every_setting_has_a_bad_value_case():

@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qabot"
 LAYERS = {
     "errors": 0,
     # pure (imports nothing of qabot): shared vocabulary that documents itself uses (Answer.to_dict)
-    "links": 0,
+    "links": 0, "locations": 0,
     "config": 1, "documents": 1, "lexicon": 1, "data": 1,
     "ingest": 2, "models": 2, "store": 2,
     "indexer": 3, "answering": 3,

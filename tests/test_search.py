@@ -91,19 +91,19 @@ def test_neighbouring_chunks_of_one_article_merge_into_one_group():
 
 
 class _KeywordOnlyStore:
-    """A store with nothing but keyword_search: the ranking must not run SQL itself."""
+    """A store with nothing but keyword_search_words: the ranking must not build any store's query itself."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
+        self.calls: list[tuple[list[str], int]] = []
 
-    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
-        self.calls.append((match, k))
+    def keyword_search_words(self, words: list[str], k: int) -> list[tuple[int, float]]:
+        self.calls.append((list(words), k))
         return [(3, 2.0), (1, 1.5)]
 
 
-def test_keyword_ranking_hands_the_quoted_query_to_the_store():
+def test_keyword_ranking_hands_the_question_words_to_the_store():
     store = _KeywordOnlyStore()
     assert keyword_ranking(store, "Wann landet Putin?", 7) == [(3, 2.0), (1, 1.5)]  # type: ignore[arg-type]
-    assert store.calls == [('"landet" OR "putin"', 7)]
+    assert store.calls == [(["landet", "putin"], 7)]
     assert keyword_ranking(store, "und der die?", 7) == []  # type: ignore[arg-type]
     assert len(store.calls) == 1, "nothing searchable: the store is not asked"

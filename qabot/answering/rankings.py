@@ -15,7 +15,8 @@ import numpy as np
 
 from qabot.documents import Passage
 from qabot.lexicon import STOPWORDS
-from qabot.store import Store
+from qabot.store.interface import IndexReader
+from qabot.store.queries import fts5_match
 
 Ranking = list[tuple[int, float]]
 
@@ -34,35 +35,25 @@ def terms(text: str) -> list[str]:
 
 
 def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression that searches ``text``'s words as plain words, OR-ed.
-
-    Every term is a double-quoted string, so FTS5 syntax in user text (AND, OR, NOT, NEAR,
-    ``*``, ``-``, ``:``, parentheses, quotes) is searched as words, never interpreted.
-    Returns None when nothing searchable is left.
-    """
-    quoted = []
-    for word in terms(text):
-        # inside an FTS5 string a double quote is escaped by doubling it
-        quoted.append('"' + word.replace('"', '""') + '"')
-    return " OR ".join(quoted) if quoted else None
+    """An FTS5 MATCH expression that searches ``text``'s words as plain words, OR-ed
+    (:func:`~qabot.store.queries.fts5_match`); None when nothing searchable is left."""
+    return fts5_match(terms(text))
 
 
-def dense_ranking(store: Store, query_vector: np.ndarray, k: int) -> Ranking:
+def dense_ranking(store: IndexReader, query_vector: np.ndarray, k: int) -> Ranking:
     """Chunks nearest to the query vector (cosine)."""
     return store.search_vectors(query_vector, k)
 
 
-def sentence_ranking(store: Store, query_vector: np.ndarray, k: int) -> Ranking:
+def sentence_ranking(store: IndexReader, query_vector: np.ndarray, k: int) -> Ranking:
     """Chunks holding the sentences nearest to the query vector (cosine), by their best sentence."""
     return store.search_sentences(query_vector, k)
 
 
-def keyword_ranking(store: Store, question: str, k: int) -> Ranking:
-    """Chunks matching the question's words in FTS5, by bm25 (higher is better)."""
-    match = fts_query(question)
-    if match is None:
-        return []
-    return store.keyword_search(match, k)
+def keyword_ranking(store: IndexReader, question: str, k: int) -> Ranking:
+    """Chunks matching the question's words in the store's full-text index (higher is better)."""
+    words = terms(question)
+    return store.keyword_search_words(words, k) if words else []
 
 
 def fuse_rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> Ranking:
@@ -112,7 +103,7 @@ def merge_neighbours(spans: Sequence[tuple[str, int, int]], *, limit: int) -> li
     return groups
 
 
-def passages_for(store: Store, ranking: Ranking) -> list[Passage]:
+def passages_for(store: IndexReader, ranking: Ranking) -> list[Passage]:
     """Turn a ranking into passages with their article metadata, keeping the order."""
     rows = store.chunk_rows([chunk_id for chunk_id, _ in ranking])
     passages = []

@@ -40,8 +40,9 @@ from qabot.models.llm import LLMClient, llm_for
 from qabot.models.optional import Deadline, SlowModelError
 from qabot.models.reader import Reader, Reading, reader_for
 from qabot.models.reranker import Reranker, reranker_for
-from qabot.store import Store, read_manifest
+from qabot.store.interface import IndexReader
 from qabot.store.manifest import FORMAT_VERSION
+from qabot.store.opening import Location, manifest_at, open_reader, parse_location
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Retriever:
 
     def __init__(
         self,
-        store: Store,
+        store: IndexReader,
         embedder: Embedder,
         *,
         top_k: int = 5,
@@ -125,7 +126,7 @@ class Retriever:
     @classmethod
     def open(
         cls,
-        index_dir: str | Path | None = None,
+        index_dir: str | Path | Location | None = None,
         *,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
@@ -141,15 +142,15 @@ class Retriever:
         does not fit it.
         """
         settings = settings if settings is not None else Settings()
-        folder = Path(index_dir) if index_dir is not None else settings.index_dir
+        folder = parse_location(index_dir) if index_dir is not None else settings.index_dir
         # Built before the store is opened: a half-set LLM (ConfigError) must not leave it open.
         llm = llm_for(settings.llm_url, settings.llm_model, api_key=settings.llm_api_key, timeout=settings.llm_timeout)
-        manifest = read_manifest(folder)
+        manifest = manifest_at(folder, timeout=settings.pg_timeout)
         if embedder is None:
             configured = settings.model
             model = manifest.model if configured == Settings().model else configured
             embedder = embedder_for(settings, model)
-        store = Store.open(folder, model=embedder.name)
+        store = open_reader(folder, model=embedder.name, pool_size=settings.pg_pool, timeout=settings.pg_timeout)
         if store.manifest.dimension != embedder.dimension:
             store.close()
             raise IndexMismatchError(

@@ -22,8 +22,10 @@ from pathlib import Path
 
 from qabot.answering.retriever import Retriever
 from qabot.config import Settings
+from qabot.locations import PgUrl
 from qabot.models.embedding import Embedder, embedder_for
-from qabot.store import MANIFEST_NAME, read_manifest, same_model
+from qabot.store import MANIFEST_NAME, same_model
+from qabot.store.opening import manifest_at
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class RetrieverHolder:
     ``max_retry``; a new manifest version is tried at once. ``clock`` is for tests.
     """
 
-    def __init__(self, retriever: Retriever, *, index_dir: Path | None = None,
+    def __init__(self, retriever: Retriever, *, index_dir: Path | PgUrl | None = None,
                  opener: Callable[[Path], Retriever] | None = None, first_retry: float = FIRST_RETRY,
                  max_retry: float = MAX_RETRY, clock: Callable[[], float] = time.monotonic) -> None:
         self.current, self.first = retriever, retriever
@@ -118,8 +120,8 @@ class IndexOpener:
         self.settings, self.embedder = settings, embedder
         self._load = load if load is not None else (lambda model: embedder_for(settings, model))
 
-    def __call__(self, folder: Path) -> Retriever:
-        manifest = read_manifest(folder)
+    def __call__(self, folder: Path | PgUrl) -> Retriever:
+        manifest = manifest_at(folder, timeout=self.settings.pg_timeout)
         if not (same_model(manifest.model, self.embedder.name) and manifest.dimension == self.embedder.dimension):
             log.info("the index at %s is now built with %s (%d dims), not %s: loading it",
                      folder, manifest.model, manifest.dimension, self.embedder.name)
@@ -129,11 +131,14 @@ class IndexOpener:
         return retriever
 
 
-def manifest_version(folder: Path | None) -> tuple[int, int, int] | None:
+def manifest_version(folder: Path | PgUrl | None) -> tuple[int, int, int] | None:
     """Identifies the manifest as written: a rebuild replaces it atomically (new inode, mtime).
 
-    Its ``updated_at`` is not enough on its own: it has whole seconds only.
+    Its ``updated_at`` is not enough on its own: it has whole seconds only. A PostgreSQL index
+    has none (None): its readers see each committed batch as it lands, with nothing to reopen.
     """
+    if isinstance(folder, PgUrl):
+        return None
     try:
         info = (Path(folder) / MANIFEST_NAME).stat() if folder else None
     except OSError:  # missing for a moment: no version, so nothing is reloaded yet

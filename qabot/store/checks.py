@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qabot.errors import StoreError
+from qabot.locations import PgUrl
 from qabot.store import generations
 from qabot.store.manifest import DB_NAME, read_manifest
 from qabot.store.store import Store
@@ -46,9 +47,15 @@ class CheckReport:
         }
 
 
-def check_index(folder: Path) -> CheckReport:
+def check_index(folder: Path | PgUrl, *, timeout: float = 30.0) -> CheckReport:
     """Verify the live generation: manifest, SQLite integrity, FAISS ids == chunk rowids,
-    counts against the manifest, per-article chunk and sentence counts, and the FTS index."""
+    counts against the manifest, per-article chunk and sentence counts, and the FTS index
+    (a ``postgresql://`` index: :func:`qabot.store.postgres.checks.check_pg`)."""
+    if isinstance(folder, PgUrl):
+        from qabot.store.postgres.checks import check_pg
+
+        problems, notes, counts = check_pg(folder, timeout=timeout)
+        return CheckReport(index=folder.safe, problems=problems, notes=notes, counts=counts)
     folder = Path(folder)
     report = CheckReport(index=str(folder))
     try:
@@ -147,8 +154,12 @@ def _fts_probe(store: Store, chunk_ids: list[int]) -> list[int]:
     return lost
 
 
-def index_stats(folder: Path) -> dict[str, Any]:
+def index_stats(folder: Path | PgUrl, *, timeout: float = 30.0) -> dict[str, Any]:
     """Articles, chunks, vectors, dates, sources, size on disk, model, generation."""
+    if isinstance(folder, PgUrl):
+        from qabot.store.postgres.checks import pg_stats
+
+        return pg_stats(folder, timeout=timeout)
     folder = Path(folder)
     with Store.open(folder, check=False) as store:
         first, last = store.date_range()

@@ -32,6 +32,13 @@ def keyword_search_sql(*, fts_table: str = FTS_TABLE) -> str:
     return f"select rowid, -bm25({fts_table}) as score from {fts_table} where {fts_table} match ? order by score desc limit ?"
 
 
+def fts5_match(words: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression that ORs ``words``, each a double-quoted string, so FTS5 syntax in
+    them (AND, NOT, NEAR, ``*``, ``:``, quotes) is searched as words, never interpreted."""
+    quoted = ['"' + word.replace('"', '""') + '"' for word in words if word.strip()]
+    return " OR ".join(quoted) if quoted else None
+
+
 class Queries:
     """Read queries over ``db``, the generation's SQLite database (see :class:`~qabot.store.store.Store`)."""
 
@@ -106,6 +113,11 @@ class Queries:
             return []
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def keyword_search_words(self, words: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Chunks holding any of ``words``, by bm25: [(chunk_id, score)], best first (the store interface)."""
+        match = fts5_match(words)
+        return self.keyword_search(match, k) if match is not None else []
+
     def _log_fts_error(self, exc: sqlite3.Error | MemoryError, match: str) -> None:
         message = str(exc) or type(exc).__name__
         first = message not in self._fts_errors
@@ -145,4 +157,4 @@ class Queries:
         return row[0] if row else None
 
 
-__all__ = ["FTS_TABLE", "Queries", "keyword_search_sql"]
+__all__ = ["FTS_TABLE", "Queries", "fts5_match", "keyword_search_sql"]

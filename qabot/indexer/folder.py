@@ -1,4 +1,4 @@
-"""Build or update an index: archive -> chunking -> embedding (batches) -> store.
+"""Build or update a folder index: archive -> chunking -> embedding (batches) -> a new generation.
 
 Idempotent: an article whose content hash is unchanged is skipped; a changed one is
 re-chunked and replaced; with ``prune`` articles gone from the archive are removed.
@@ -13,20 +13,27 @@ embedder, so the model (which releases the GIL) is rarely kept waiting.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from qabot.documents import Article, Chunk, Problem, Sentence
+from qabot.documents import Article, Chunk, Problem
 from qabot.errors import ArchiveError
-from qabot.ingest.archive import iter_articles
-from qabot.ingest.chunking import chunk_article, chunk_sentences
+from qabot.indexer.steps import (
+    DeleteReport,
+    IndexReport,
+    Reading,
+    Shard,
+    advance,
+    batches,
+    changed_articles,
+    prefetch,
+    progress_bar,
+    sentences_for,
+)
 from qabot.models.embedding import Embedder
 from qabot.store import Manifest, Store, generations
 from qabot.store.manifest import FORMAT_VERSION
@@ -34,48 +41,7 @@ from qabot.store.manifest import FORMAT_VERSION
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IndexReport:
-    """What one indexing run did."""
-
-    index_dir: str
-    articles_read: int = 0
-    articles_indexed: int = 0
-    articles_unchanged: int = 0
-    articles_skipped: int = 0
-    articles_removed: int = 0
-    chunks_embedded: int = 0
-    sentences_embedded: int = 0
-    articles_total: int = 0
-    chunks_total: int = 0
-    sentences_total: int = 0
-    seconds: float = 0.0
-    generation: str = ""
-    resumed: bool = False
-    errors: tuple[Problem, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``qabot index --json``."""
-        return {
-            "index": self.index_dir,
-            "articles_read": self.articles_read,
-            "articles_indexed": self.articles_indexed,
-            "articles_unchanged": self.articles_unchanged,
-            "articles_skipped": self.articles_skipped,
-            "articles_removed": self.articles_removed,
-            "chunks_embedded": self.chunks_embedded,
-            "sentences_embedded": self.sentences_embedded,
-            "articles_total": self.articles_total,
-            "chunks_total": self.chunks_total,
-            "sentences_total": self.sentences_total,
-            "seconds": round(self.seconds, 3),
-            "generation": self.generation,
-            "resumed": self.resumed,
-            "errors": [p.to_dict() for p in self.errors],
-        }
-
-
-def build_index(
+def build_folder_index(
     archive: Path,
     index_dir: Path,
     *,
@@ -88,6 +54,7 @@ def build_index(
     prune: bool = False,
     rebuild: bool = False,
     checkpoint_seconds: float = 60.0,
+    shard: Shard | None = None,
 ) -> IndexReport:
     """Index every article under ``archive`` into ``index_dir`` (created when missing).
 
@@ -100,16 +67,17 @@ def build_index(
     if not Path(archive).exists():  # before anything is locked, created or staged
         raise ArchiveError(str(archive), "no such file or folder")
     wanted = generations.Wanted(embedder.name, embedder.dimension, chunk_tokens, chunk_overlap)
-    run = _Run(Path(index_dir), wanted, on_problem=on_problem)
+    run = _Run(Path(index_dir), wanted, Reading(on_problem))
     with generations.writer_lock(run.folder):
         _start(run, rebuild=rebuild)
-        todo = _changed_articles(Path(archive), run, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
-        bar = _progress_bar(progress, archive)
+        todo = changed_articles(Path(archive), run.reading, run.known, embedder, chunk_tokens=chunk_tokens,
+                                chunk_overlap=chunk_overlap, shard=shard)
+        bar = progress_bar(progress, archive)
         try:
             _index_batches(run, todo, embedder, batch_size=batch_size, checkpoint_seconds=checkpoint_seconds,
-                           on_batch=None if bar is None else lambda: _advance(bar, run.counts, started))
+                           on_batch=None if bar is None else lambda: advance(bar, run.counts, started))
             if prune:
-                _prune(run, archive)
+                _prune(run, archive, shard)
             _add_missing_sentences(run, embedder, batch_size=batch_size)
         except BaseException:
             if run.staging is not None:
@@ -117,12 +85,12 @@ def build_index(
             raise
         finally:
             if bar is not None:
-                _advance(bar, run.counts, started)
+                advance(bar, run.counts, started)
                 bar.close()
         manifest = generations.publish(run.staging) if run.staging is not None else generations.live_manifest(run.folder)
     assert manifest is not None
     report = _report(run, manifest, index_dir=index_dir, seconds=time.perf_counter() - started)
-    log.info("indexed %s: %s", index_dir, report.to_dict() | {"errors": len(run.problems)})
+    log.info("indexed %s: %s", index_dir, report.to_dict() | {"errors": len(run.reading.problems)})
     return report
 
 
@@ -132,27 +100,20 @@ class _Run:
 
     folder: Path
     wanted: generations.Wanted
-    on_problem: Callable[[Problem], None] | None = None
+    reading: Reading
     staging: Store | None = None  # the generation being written; begun at the first change
     resumed: bool = False
     known: dict[str, str] = field(default_factory=dict)  # article id -> content hash at the start
-    seen: dict[str, str] = field(default_factory=dict)  # article id -> where this run read it
-    problems: list[Problem] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
 
-    def note(self, problem: Problem) -> None:
-        self.problems.append(problem)
-        if self.on_problem is not None:
-            self.on_problem(problem)
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.reading.counts
 
     def writable(self) -> Store:
         """The staging generation, begun now if this is the run's first change."""
         if self.staging is None:
             self.staging = generations.begin(self.folder, self.wanted, rebuild=False)
         return self.staging
-
-
-_COUNTS = ("read", "indexed", "unchanged", "chunks", "sentences", "removed")
 
 
 def _start(run: _Run, *, rebuild: bool) -> None:
@@ -174,27 +135,6 @@ def _start(run: _Run, *, rebuild: bool) -> None:
             run.known = reader.article_hashes()
 
 
-def _changed_articles(
-    archive: Path, run: _Run, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int,
-) -> Iterator[tuple[Article, list[Chunk]]]:
-    """The archive's new and changed articles with their chunks; counts and notes the rest."""
-    for article in iter_articles(archive, on_problem=run.note):
-        run.counts["read"] += 1
-        where = article.path if article.line is None else f"{article.path}:{article.line}"
-        if article.id in run.seen:
-            run.note(Problem(article.path, article.line, f"duplicate article id {article.id!r} (first read from {run.seen[article.id]})"))
-            continue
-        run.seen[article.id] = where
-        if run.known.get(article.id) == article.content_hash:
-            run.counts["unchanged"] += 1
-            continue
-        chunks = chunks_for(article, embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
-        if not chunks:
-            run.note(Problem(article.path, article.line, "no text to index"))
-            continue
-        yield article, chunks
-
-
 def _index_batches(
     run: _Run, items: Iterable[tuple[Article, list[Chunk]]], embedder: Embedder, *,
     batch_size: int, checkpoint_seconds: float, on_batch: Callable[[], None] | None = None,
@@ -202,7 +142,7 @@ def _index_batches(
     """Embed and store ``items`` batch by batch (one transaction each), checkpointing FAISS as it goes."""
     last_checkpoint = time.monotonic()
     # Big batches: encode() sorts by length within a call, so fewer calls mean less padding.
-    for batch in _prefetch(_batches(items, max_chunks=batch_size * 32)):
+    for batch in prefetch(batches(items, max_chunks=batch_size * 32)):
         staging = run.writable()
         texts = [c.text for _, chunks in batch for c in chunks]
         spans = [sentences_for(chunks) for _, chunks in batch]
@@ -240,9 +180,9 @@ def _add_missing_sentences(run: _Run, embedder: Embedder, *, batch_size: int) ->
     staging.manifest = replace(staging.manifest, format_version=FORMAT_VERSION)
 
 
-def _prune(run: _Run, archive: Path) -> None:
-    """Remove the articles the index had at the start that this run did not read."""
-    gone = sorted(set(run.known) - set(run.seen))
+def _prune(run: _Run, archive: Path, shard: Shard | None) -> None:
+    """Remove the articles (of ``shard``) the index had at the start that this run did not read."""
+    gone = sorted(a for a in set(run.known) - set(run.reading.seen) if shard is None or shard.holds(a))
     if gone:
         run.writable().delete_articles(gone)
         run.counts["removed"] = len(gone)
@@ -256,7 +196,7 @@ def _report(run: _Run, manifest: Manifest, *, index_dir: Path, seconds: float) -
         articles_read=counts["read"],
         articles_indexed=counts["indexed"],
         articles_unchanged=counts["unchanged"],
-        articles_skipped=sum(1 for p in run.problems if p.skipped),
+        articles_skipped=sum(1 for p in run.reading.problems if p.skipped),
         articles_removed=counts["removed"],
         chunks_embedded=counts["chunks"],
         sentences_embedded=counts["sentences"],
@@ -266,35 +206,11 @@ def _report(run: _Run, manifest: Manifest, *, index_dir: Path, seconds: float) -
         seconds=seconds,
         generation=manifest.generation,
         resumed=run.resumed,
-        errors=tuple(run.problems),
+        errors=tuple(run.reading.problems),
     )
 
 
-def sentences_for(chunks: Sequence[Chunk]) -> list[Sentence]:
-    """Exactly the sentences the indexer embeds for an article's ``chunks`` (benchmarks use this too)."""
-    return chunk_sentences(chunks)
-
-
-def chunks_for(article: Article, embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int) -> list[Chunk]:
-    """Exactly the chunks the indexer embeds for ``article`` (benchmarks use this too)."""
-    return chunk_article(
-        article, max_tokens=chunk_tokens, overlap=chunk_overlap,
-        model_limit=embedder.max_seq_length, count_model_tokens=embedder.count_tokens,
-    )
-
-
-@dataclass(frozen=True)
-class DeleteReport:
-    """What ``qabot delete`` did."""
-
-    removed: tuple[str, ...]
-    unknown: tuple[str, ...]
-    chunks_removed: int
-    articles_total: int
-    chunks_total: int
-
-
-def delete_articles(index_dir: Path, article_ids: Sequence[str]) -> DeleteReport:
+def delete_folder_articles(index_dir: Path, article_ids: Sequence[str]) -> DeleteReport:
     """Remove articles (with their chunks and vectors) from the index, as one atomic swap.
 
     Refused (StoreError) while an interrupted indexing run's generation waits to be resumed:
@@ -349,71 +265,3 @@ def _reconcile(store: Store) -> None:
         store.delete_articles(sorted(stale))
     if orphans or stale:
         generations.checkpoint(store)
-
-
-def _batches(items: Iterable[tuple[Article, list[Chunk]]], *, max_chunks: int) -> Iterator[list[tuple[Article, list[Chunk]]]]:
-    """Group articles so each batch holds about ``max_chunks`` chunks (never splitting an article)."""
-    batch: list[tuple[Article, list[Chunk]]] = []
-    size = 0
-    for item in items:
-        batch.append(item)
-        size += len(item[1])
-        if size >= max_chunks:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-_DONE = object()
-
-
-def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Run ``items`` in a background thread, ``depth`` items ahead; re-raise its errors here."""
-    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            out.put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            out.put(exc)
-
-    worker = threading.Thread(target=produce, name="qabot-chunker", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = out.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
-def _advance(bar: Any, counts: dict[str, int], started: float) -> None:
-    bar.update(counts["read"] - bar.n)
-    rate = counts["chunks"] / max(time.perf_counter() - started, 1e-9)
-    bar.set_postfix(chunks=counts["chunks"], chunks_per_s=f"{rate:.1f}", refresh=False)
-
-
-def _progress_bar(enabled: bool, archive: Path) -> Any:
-    """A tqdm bar over articles (total counted by a quick first read) with chunks and rate."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    total = sum(1 for _ in iter_articles(Path(archive), on_problem=lambda p: None))
-    return tqdm(total=total, unit="article", desc="indexing", dynamic_ncols=True, smoothing=0.1)

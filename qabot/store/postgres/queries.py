@@ -1,0 +1,201 @@
+"""The reads of a PostgreSQL index, mixed into :class:`qabot.store.postgres.store.PgStore`.
+
+The same methods, arguments and results as the folder store's reads, so the ranking code does
+not know which store it asks. The vector searches use the HNSW indexes (``hnsw.ef_search`` raised
+to the number of hits wanted); the keyword search ORs the words in two full-text configurations,
+German (stemmed) and simple (as written, for names), ranked by ``ts_rank`` summed over both.
+A pure function builds the full-text query (:func:`tsquery_text`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+
+from qabot.locations import PgUrl
+from qabot.store.manifest import Manifest
+from qabot.store.postgres.connection import Pool
+from qabot.store.sentences import StoredSentence
+
+log = logging.getLogger("qabot.store.postgres.store")
+
+EF_SEARCH = 40  # pgvector's default; raised to k for a larger k
+
+
+def tsquery_text(words: Sequence[str]) -> str | None:
+    """A ``to_tsquery`` text that ORs ``words`` as quoted lexemes (no operator in them is interpreted)."""
+    quoted = []
+    for word in words:
+        cleaned = word.replace("\\", " ").replace("'", " ").strip()
+        if cleaned:
+            quoted.append("'" + cleaned + "'")
+    return " | ".join(quoted) if quoted else None
+
+
+def keyword_sql() -> str:
+    """Chunks matching a tsquery text in either configuration, best first: rows (id, score); params (q, q, k)."""
+    return (
+        "with q as (select to_tsquery('german', %s) as g, to_tsquery('simple', %s) as s) "
+        "select c.id, ts_rank(c.fts_german, q.g) + ts_rank(c.fts_simple, q.s) as score "
+        "from chunks c, q where c.fts_german @@ q.g or c.fts_simple @@ q.s order by score desc, c.id limit %s"
+    )
+
+
+def _vector(query: np.ndarray) -> HalfVector:
+    return HalfVector(np.asarray(query, dtype=np.float32).reshape(-1))
+
+
+def matrix(rows: Sequence[Any], dimension: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.stack([np.asarray(v.to_numpy(), dtype=np.float32) for v in rows])
+
+
+class PgQueries:
+    """Read queries over ``pool`` (see :class:`~qabot.store.postgres.store.PgStore`)."""
+
+    pool: Pool
+    url: PgUrl
+    manifest: Manifest
+    _fts_errors: set[str]
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.pool.connection() as conn:
+            return conn.execute(sql, list(params)).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        row = self._all("select (select count(*) from articles), (select count(*) from chunks), "
+                        "(select count(*) from chunks where embedding is not null), (select count(*) from sentences)")[0]
+        return {"articles": int(row[0]), "chunks": int(row[1]), "vectors": int(row[2]), "sentences": int(row[3])}
+
+    def article_hashes(self) -> dict[str, str]:
+        return dict(self._all("select id, content_hash from articles"))
+
+    def present(self, article_ids: Sequence[str]) -> set[str]:
+        """Which of these articles the index holds."""
+        return {r[0] for r in self._all("select id from articles where id = any(%s)", [list(article_ids)])}
+
+    def incomplete_articles(self) -> list[str]:
+        return [r[0] for r in self._all(
+            "select a.id from articles a where a.n_chunks != (select count(*) from chunks c where c.article_id = a.id) order by a.id")]
+
+    def articles_of_chunks(self, chunk_ids: Sequence[int]) -> list[str]:
+        return [r[0] for r in self._all("select distinct article_id from chunks where id = any(%s) order by 1", [list(map(int, chunk_ids))])]
+
+    def date_range(self) -> tuple[str | None, str | None]:
+        row = self._all("select min(date), max(date) from articles where date is not null")[0]
+        return row[0], row[1]
+
+    def newest_title(self) -> str | None:
+        rows = self._all("select title from articles where coalesce(trim(title), '') != '' order by date desc nulls last, indexed_at desc, id desc limit 1")
+        return " ".join(rows[0][0].split()) if rows else None
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self._all("select distinct source from articles where source is not null order by 1")]
+
+    def article_text(self, article_id: str) -> str | None:
+        rows = self._all("select text from articles where id = %s", [article_id])
+        return rows[0][0] if rows else None
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not chunk_ids:
+            return {}
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            cur.execute('select c.id, c.article_id, c.idx, c.text, c.start, c."end", a.title, a.date, a.url, a.source '
+                        "from chunks c join articles a on a.id = c.article_id where c.id = any(%s)", [list(map(int, chunk_ids))])
+            names = [d.name for d in cur.description or []]
+            return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+    def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
+        if not chunk_ids:
+            return set()
+        sql = "select c.id from chunks c join articles a on a.id = c.article_id where c.id = any(%s)"
+        params: list[Any] = [list(map(int, chunk_ids))]
+        if since is not None:
+            sql += " and a.date >= %s"
+            params.append(since.isoformat())
+        if until is not None:
+            sql += " and a.date <= %s"
+            params.append(until.isoformat())
+        return {r[0] for r in self._all(sql, params)}
+
+    def keyword_search_words(self, words: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Chunks matching any of ``words`` (German stemming or as written): [(chunk_id, score)], best first.
+
+        A database error is logged (a warning the first time) and gives no hits: the question
+        is then answered from the vectors alone, not failed.
+        """
+        text = tsquery_text(words)
+        if k <= 0 or text is None:
+            return []
+        try:
+            rows = self._all(keyword_sql(), [text, text, k])
+        except psycopg.Error as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = message not in self._fts_errors
+            self._fts_errors.add(message)
+            log.log(logging.WARNING if first else logging.DEBUG, "%s: full-text search failed (%s); no keyword hits", self.url, message)
+            return []
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _nearest(self, sql: str, query: np.ndarray, k: int) -> list[tuple[Any, ...]]:
+        with self.pool.connection() as conn:
+            conn.execute("select set_config('hnsw.ef_search', %s, true)", [str(max(EF_SEARCH, k))])
+            return conn.execute(sql, [_vector(query), k]).fetchall()
+
+    def nearest_ids(self, table: str, query: np.ndarray, k: int, *, exact: bool = False) -> list[int]:
+        """Ids of the ``k`` rows of ``table`` (chunks or sentences) nearest to ``query``: through the HNSW
+        index, or ``exact`` (a full scan): the pair measures the index's recall."""
+        if table not in {"chunks", "sentences"}:
+            raise ValueError(f"no vectors in {table!r}")
+        with self.pool.connection() as conn:
+            conn.execute("select set_config('hnsw.ef_search', %s, true)", [str(max(EF_SEARCH, k))])
+            if exact:
+                conn.execute("select set_config('enable_indexscan', 'off', true)")
+            rows = conn.execute(f"select id from {table} order by embedding <#> %s limit %s", [_vector(query), k]).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def search_vectors(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Nearest chunks by inner product (cosine for normalised vectors): [(chunk_id, score)]."""
+        if k <= 0:
+            return []
+        rows = self._nearest("select id, embedding <#> %s as d from chunks order by d limit %s", query, k)
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def search_sentences(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Chunks by their nearest sentences: [(chunk_id, best sentence score)], best first."""
+        if k <= 0:
+            return []
+        rows = self._nearest(
+            "with hits as materialized (select id, article_id, start, \"end\", embedding <#> %s as d from sentences order by d limit %s) "
+            "select (select min(c.id) from chunks c where c.article_id = h.article_id and h.start >= c.start "
+            'and h."end" <= c."end") as chunk, h.d from hits h order by h.d, h.id', query, k)
+        best: dict[int, float] = {}
+        for chunk, distance in rows:
+            if chunk is not None and chunk not in best:
+                best[int(chunk)] = -float(distance)
+        return list(best.items())
+
+    def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunks, one row each, in the order given (KeyError for an unknown id)."""
+        ids = [int(i) for i in chunk_ids]
+        found = dict(self._all("select id, embedding from chunks where id = any(%s)", [ids]))
+        return matrix([found[i] for i in ids], self.manifest.dimension)
+
+    def sentences_in(self, chunk_ids: Sequence[int]) -> tuple[list[StoredSentence], np.ndarray]:
+        """The stored sentences inside these chunks (in the chunks' order) and their vectors (float32)."""
+        ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+        rows = self._all('select c.id, s.start, s."end", s.embedding from chunks c join sentences s on s.article_id = c.article_id '
+                         'and s.start >= c.start and s."end" <= c."end" where c.id = any(%s)', [ids])
+        position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        rows.sort(key=lambda r: (position[r[0]], r[1], r[2]))
+        return [StoredSentence(r[0], r[1], r[2]) for r in rows], matrix([r[3] for r in rows], self.manifest.dimension)
+
+
+__all__ = ["EF_SEARCH", "PgQueries", "keyword_sql", "tsquery_text"]

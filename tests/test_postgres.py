@@ -1,0 +1,319 @@
+"""An index in PostgreSQL + pgvector, against a real server on 127.0.0.1 (tests/pg_server.py):
+connection errors and the password, settings and migrations, German keyword search, writers
+at once (the same article, disjoint shards), kill -9 while indexing, `qabot check`, and the
+real model answering from it and from `qabot copy` both ways."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from qabot.errors import IndexMismatchError, StoreError
+from qabot.indexer import Shard, build_index
+from qabot.locations import PgUrl
+from qabot.store.checks import check_index
+from qabot.store.opening import exists
+from qabot.store.postgres import schema
+from qabot.store.postgres.store import PgStore, read_pg_manifest
+from tests.archives import write_archive
+from tests.conftest import LANDING_SENTENCE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _store(url: str, **settings) -> PgStore:
+    values = {"model": "m", "dimension": 8, "chunk_tokens": 200, "chunk_overlap": 1} | settings
+    return PgStore.create_or_open(PgUrl(url), **values)
+
+
+def test_the_password_never_shows_in_reprs_errors_or_logs(pg_server, pg_url, caplog):
+    url = PgUrl(pg_url)
+    with _store(pg_url) as store:
+        for text in (str(url), repr(url), repr(store), repr(store.pool), url.safe):
+            assert pg_server.password not in text and "***" in text
+    wrong = pg_url.replace(pg_server.password, "not-the-password")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(StoreError) as info:
+        PgStore.open(PgUrl(wrong), timeout=5)
+    assert "password authentication failed" in str(info.value) and "not-the-password" not in str(info.value)
+    assert "not-the-password" not in caplog.text and pg_server.password not in caplog.text
+
+
+def test_a_server_that_is_down_is_one_clear_line(pg_server):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreError) as info:
+        read_pg_manifest(PgUrl(f"postgresql://qabot:secret-pw@127.0.0.1:{port}/news"), timeout=2)
+    message = str(info.value)
+    assert message.startswith("cannot connect to PostgreSQL at postgresql://qabot:***@127.0.0.1:") and "refused" in message
+    assert "secret-pw" not in message and "\n" not in message
+
+
+def test_an_empty_database_holds_no_index_until_an_indexer_creates_it(pg_url):
+    assert exists(PgUrl(pg_url)) is False
+    with pytest.raises(StoreError, match="no qabot index"):
+        PgStore.open(PgUrl(pg_url))
+    with _store(pg_url) as store:
+        assert store.manifest.model == "m" and store.manifest.dimension == 8
+    assert exists(PgUrl(pg_url)) is True
+    with psycopg.connect(pg_url) as conn:
+        assert schema.pending(conn) == [] and schema.applied(conn) == [name for name, _ in schema.migration_files()]
+        assert schema.migrate(conn, dimension=8) == [], "a migration is applied once"
+
+
+def test_other_settings_are_refused(pg_url):
+    _store(pg_url).close()
+    with pytest.raises(IndexMismatchError, match="chunk_tokens 200"):
+        _store(pg_url, chunk_tokens=300)
+    with pytest.raises(IndexMismatchError, match="model 'm'"):
+        _store(pg_url, model="other")
+    with pytest.raises(IndexMismatchError, match="QABOT_MODEL=m"):
+        PgStore.open(PgUrl(pg_url), model="other")
+
+
+def test_the_german_keyword_leg_stems(pg_url):
+    from tests.test_store_contract import _add, _article
+
+    with _store(pg_url) as store:
+        _add(store, [_article("h", "Die Häuser wurden gebaut.", "Ein Haus brannte.")])
+        rows = store.chunk_rows([i for i, _ in store.keyword_search_words(["hauses"], 5)])
+        assert sorted(r["idx"] for r in rows.values()) == [0, 1], "Häuser, Haus and Hauses share the stem haus"
+        assert store.keyword_search_words(["häuser"], 5)[0][1] > 0
+
+
+def test_two_writers_storing_one_article_at_once_store_it_once(pg_url):
+    from tests.test_store_contract import _add, _article
+
+    item = _article("same", "Putin landet in Alaska.", "Trump wartet.")
+    stores = [_store(pg_url), _store(pg_url)]
+    errors: list[BaseException] = []
+
+    def write(store: PgStore) -> None:
+        try:
+            for _ in range(5):
+                _add(store, [item])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert stores[0].counts() == {"articles": 1, "chunks": 2, "vectors": 2, "sentences": 2}
+    for s in stores:
+        s.close()
+
+
+def test_shards_split_the_articles_by_id_the_same_everywhere():
+    shards = [Shard.parse(f"{i}/3") for i in (1, 2, 3)]
+    ids = [f"art-{n}" for n in range(300)]
+    owners = [[s.holds(a) for s in shards].count(True) for a in ids]
+    assert owners == [1] * 300
+    assert 60 < sum(shards[0].holds(a) for a in ids) < 140
+    for bad in ("0/2", "3/2", "x", "1/0", "1-2"):
+        with pytest.raises(Exception, match="--shard"):
+            Shard.parse(bad)
+
+
+def test_two_indexers_on_disjoint_shards_at_once_index_everything_once(pg_url, tmp_path, hash_embedder):
+    archive = write_archive(tmp_path / "a.jsonl", range(40), sentences=4)
+    reports = {}
+
+    def run(i: int) -> None:
+        reports[i] = build_index(archive, pg_url, embedder=hash_embedder, batch_size=2, shard=Shard(i, 2))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert reports[1].articles_indexed + reports[2].articles_indexed == 40
+    assert reports[1].articles_read + reports[2].articles_read == 40
+    report = check_index(PgUrl(pg_url))
+    assert report.ok, report.problems
+    assert report.counts["articles"] == 40
+    again = build_index(archive, pg_url, embedder=hash_embedder)
+    assert again.articles_indexed == 0 and again.articles_unchanged == 40
+    pruned = build_index(write_archive(tmp_path / "b.jsonl", range(30), sentences=4), pg_url, embedder=hash_embedder,
+                         prune=True, shard=Shard(1, 2))
+    assert pruned.articles_removed == sum(Shard(1, 2).holds(f"art-{n}") for n in range(30, 40))
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from qabot.indexer import build_index
+    from qabot.models.embedding import HashEmbedder
+    build_index(sys.argv[1], sys.argv[2], embedder=HashEmbedder(), batch_size=1)
+""")
+
+
+@pytest.mark.parametrize("after_articles", [1, 25])
+def test_kill_9_while_indexing_leaves_whole_batches_and_a_rerun_completes(pg_url, tmp_path, hash_embedder, after_articles):
+    archive = write_archive(tmp_path / "a.jsonl", range(120), sentences=6)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(archive), pg_url], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = PgUrl(pg_url)
+    deadline = time.monotonic() + 120
+    seen = 0
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with psycopg.connect(pg_url) as conn:
+                seen = conn.execute("select count(*) from articles").fetchone()[0]
+        except psycopg.Error:
+            seen = 0  # not created yet
+        if seen >= after_articles:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    report = check_index(url)
+    assert report.ok, report.problems
+    assert 0 < report.counts["articles"] < 120
+    with psycopg.connect(pg_url) as conn:  # whole articles: every one has all its chunks and sentences
+        assert conn.execute("select count(*) from articles a where n_chunks != (select count(*) from chunks c "
+                            "where c.article_id = a.id)").fetchone()[0] == 0
+    rerun = build_index(archive, pg_url, embedder=hash_embedder)
+    assert rerun.articles_unchanged == report.counts["articles"] and rerun.articles_total == 120
+    assert check_index(url).ok
+
+
+def test_check_reports_what_is_broken(pg_url, tmp_path, hash_embedder):
+    build_index(write_archive(tmp_path / "a.jsonl", range(5), sentences=4), pg_url, embedder=hash_embedder)
+    assert check_index(PgUrl(pg_url)).ok
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("delete from sentences where id = (select min(id) from sentences)")
+        conn.execute("drop index chunks_fts_simple")
+    problems = check_index(PgUrl(pg_url)).problems
+    assert "1 articles have missing or extra sentence vectors" in problems
+    assert "index chunks_fts_simple is missing" in problems
+
+
+@pytest.mark.model
+def test_the_real_model_answers_from_postgres_and_from_copies_both_ways(pg_server, pg_url, sample_index, e5, tmp_path):
+    from qabot.answering.retriever import Retriever
+    from qabot.store.copying import copy_index
+
+    copied = copy_index(sample_index, PgUrl(pg_url))
+    assert copied.articles == 1 and copied.chunks > 1 and copied.sentences > copied.chunks
+    back = tmp_path / "back"
+    copy_index(PgUrl(pg_url), back)
+    answers = {}
+    for where in (sample_index, pg_url, back):
+        with Retriever.open(where, embedder=e5) as retriever:
+            for question in ("When does Putin land in Alaska?", "Wann landet Putin in Alaska?"):
+                answer = retriever.ask(question)
+                answers.setdefault(question, []).append((answer.sentence, [p.text for p in answer.passages],
+                                                         [round(p.score, 2) for p in answer.passages]))
+    for question, found in answers.items():
+        assert found[0][0] == LANDING_SENTENCE, question
+        assert found[0] == found[1] == found[2], question
+    assert check_index(back).ok and check_index(PgUrl(pg_url)).ok
+    with pytest.raises(StoreError, match="empty database"):
+        copy_index(sample_index, PgUrl(pg_url))
+    with pytest.raises(StoreError, match="not empty"):
+        copy_index(PgUrl(pg_url), back)
+    assert np.isfinite(copied.seconds)
+
+
+_READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from qabot.answering.retriever import Retriever
+    from qabot.models.embedding import HashEmbedder
+    url, stop = sys.argv[1], Path(sys.argv[2])
+    asked, failed, half, sizes = 0, [], 0, set()
+    with Retriever.open(url, embedder=HashEmbedder()) as retriever:
+        questions = ["Wann streikt die Bahn?", "Was sagt der Kanzler zum Haushalt?", "Hochwasser in der Stadt"]
+        while not stop.exists() or asked < 10:
+            try:
+                answer = retriever.search(questions[asked % 3], k=5)
+                ids = sorted({p.article_id for p in answer})
+                with retriever.store.pool.connection() as conn:  # every article seen is whole
+                    half += conn.execute("select count(*) from articles a where a.id = any(%s) and a.n_chunks != "
+                                         "(select count(*) from chunks c where c.article_id = a.id)", [ids]).fetchone()[0]
+                sizes.add(retriever.store.counts()["articles"])
+            except Exception as exc:
+                failed.append(repr(exc))
+            asked += 1
+    print(json.dumps({"asked": asked, "failed": failed, "half": half, "sizes": sorted(sizes)}))
+""")
+
+
+def test_three_readers_keep_answering_while_an_indexer_writes(pg_url, tmp_path, hash_embedder):
+    import json
+
+    build_index(write_archive(tmp_path / "first.jsonl", range(20), sentences=4), pg_url, embedder=hash_embedder)
+    stop = tmp_path / "stop"
+    readers = [subprocess.Popen([sys.executable, "-c", _READER, pg_url, str(stop)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    try:
+        report = build_index(write_archive(tmp_path / "more.jsonl", range(20, 220), sentences=8), pg_url,
+                             embedder=hash_embedder, batch_size=1)
+    finally:
+        stop.touch()
+    results = []
+    for reader in readers:
+        out, err = reader.communicate(timeout=120)
+        assert reader.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert report.articles_indexed == 200
+    for result in results:
+        assert result["failed"] == [] and result["half"] == 0
+        assert result["asked"] >= 10
+    assert max(len(r["sizes"]) for r in results) > 1, "the readers saw the index grow batch by batch"
+
+
+def test_the_cli_indexes_asks_and_copies_with_a_postgres_url(pg_server, pg_url, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from qabot.frontends.cli import cli
+    from tests.tiny_model import build_tiny_model
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("QABOT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QABOT_MODEL", str(build_tiny_model(tmp_path / "tiny-model")))
+    monkeypatch.setenv("QABOT_INDEX", pg_url)
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        assert pg_server.password not in result.output
+        return result
+
+    indexed = run("index", "--sample", "--json")
+    assert indexed.exit_code == 0, indexed.output
+    summary = json.loads(indexed.output)
+    assert summary["articles_indexed"] == 1 and summary["index"].startswith("postgresql://qabot:***@127.0.0.1:")
+    assert "nothing to do" in run("index", "--sample", "--if-missing").output
+    asked = json.loads(run("ask", "Wann landet Putin in Alaska?", "--json").output)
+    assert asked["passages"]
+    assert run("check").exit_code == 0 and json.loads(run("stats", "--json").output)["chunks"] == summary["chunks_total"]
+    copied = run("copy", pg_url, str(tmp_path / "folder"), "--json")
+    assert copied.exit_code == 0 and json.loads(copied.output)["articles"] == 1
+    again = json.loads(run("ask", "Wann landet Putin in Alaska?", "--json", "--index", str(tmp_path / "folder")).output)
+    assert [p["text"] for p in again["passages"]] == [p["text"] for p in asked["passages"]]
+    bad = run("index", "--sample", "--shard", "3/2")
+    assert bad.exit_code == 1 and bad.output.startswith("error: --shard '3/2'")
+    rebuild = run("index", "--sample", "--rebuild")
+    assert rebuild.exit_code == 1 and "--rebuild is for index folders" in rebuild.output
+    removed = run("delete", asked["passages"][0]["article_id"], "--json")
+    assert removed.exit_code == 0 and json.loads(removed.output)["articles_total"] == 0
