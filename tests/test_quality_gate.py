@@ -5,7 +5,9 @@ multilingual-e5-small (scripts/evaluate.py, the public API: build_index, Retriev
 Retriever.search), and the full question set is asked: 632 English questions (xquad.en.json)
 and the 632 parallel German ones. Per language, paragraph recall@1 and answer-sentence hit@1
 must reach THRESHOLDS; the table (overall and per half, A = even-numbered articles, B = odd)
-is printed in the test output whether the gate passes or not.
+is printed in the test output whether the gate passes or not. The same index, copied into a
+real PostgreSQL server (the ``pg_url`` fixture), must answer the first PG_QUESTIONS questions of
+each language within PG_SLACK of the folder's answers to them.
 """
 
 from __future__ import annotations
@@ -64,19 +66,27 @@ def test_shortfalls_name_the_metric_the_value_and_the_threshold():
     assert shortfalls({"de": report["de"]}, THRESHOLDS)[0] == "en recall@1 missing < threshold 0.9150"
 
 
-def test_dev_set_quality_meets_the_thresholds(tmp_path, monkeypatch, capsys, e5, model_cache_dir):
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory, e5, model_cache_dir):
+    """The full dev set on a folder index (kept for the PostgreSQL run): (report, per-question rows, index, inputs)."""
     de, en = XQUAD / "xquad.de.json", XQUAD / "xquad.en.json"
     # A gate that skipped would pass unseen: CI always has ../shared beside the repository.
     assert de.is_file() and en.is_file(), f"{XQUAD} is absent: the quality gate needs ../shared/eval beside the repository"
-    for name in [n for n in os.environ if n.startswith("QABOT_")]:  # the defaults are gated, not a developer's settings
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # and no ./.env
-    out = tmp_path / "eval.json"
-    argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(model_cache_dir), "--output", str(out)]
-    code = _evaluate_script().main(argv, embedder=e5)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    report = json.loads(out.read_text(encoding="utf-8"))
+    tmp = tmp_path_factory.mktemp("gate")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in [n for n in os.environ if n.startswith("QABOT_")]:  # the defaults are gated, not a developer's settings
+            monkeypatch.delenv(name)
+        monkeypatch.chdir(tmp)  # and no ./.env
+        out, rows = tmp / "eval.json", tmp / "questions.jsonl"
+        inputs = ["--de", str(de), "--en", str(en), "--cache-dir", str(model_cache_dir), "--keep-index", str(tmp / "index")]
+        code = _evaluate_script().main([*inputs, "--output", str(out), "--per-question", str(rows)], embedder=e5)
+    assert code == 0
+    per_question = [json.loads(line) for line in rows.read_text(encoding="utf-8").splitlines()]
+    return json.loads(out.read_text(encoding="utf-8")), per_question, inputs
+
+
+def test_dev_set_quality_meets_the_thresholds(folder_run, capsys):
+    report = folder_run[0]
     settings = report["settings"]
     with capsys.disabled():
         print(f"\nquality gate (XQuAD dev, {settings['indexed_articles']} paragraphs, {settings['chunks']} chunks, "
@@ -85,3 +95,32 @@ def test_dev_set_quality_meets_the_thresholds(tmp_path, monkeypatch, capsys, e5,
     assert report["en"]["n"] == report["de"]["n"] == 632
     failed = shortfalls(report, THRESHOLDS)
     assert not failed, "quality gate: " + "; ".join(failed)
+
+
+# The PostgreSQL store: the same index copied into a real server (`qabot copy`: the same vectors), the
+# first PG_QUESTIONS questions of each language asked there, against the folder's answers to the same
+# questions. Measured on the full set (2026-12-02): R@1 DE 0.965 vs 0.972 (its keyword leg, idf-weighted
+# ts_rank, differs from FTS5's bm25 on 4 questions), EN 0.926 vs 0.924; sentence hits equal (0.793, 0.718).
+PG_QUESTIONS = 300
+PG_SLACK = 0.01
+
+
+def test_dev_set_quality_on_postgres_matches_the_folder(folder_run, pg_url, e5, capsys, tmp_path, monkeypatch):
+    _, per_question, inputs = folder_run
+    for name in [n for n in os.environ if n.startswith("QABOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "eval-pg.json"
+    code = _evaluate_script().main([*inputs, "--limit", str(PG_QUESTIONS), "--store-url", pg_url, "--output", str(out)],
+                                   embedder=e5)
+    assert code == 0
+    on_pg = json.loads(out.read_text(encoding="utf-8"))
+    assert on_pg["settings"]["store"] == "postgresql"
+    with capsys.disabled():
+        print(f"\nquality gate on PostgreSQL (the first {PG_QUESTIONS} questions of each language):")
+        print(_evaluate_script().table(on_pg))
+    for language in ("de", "en"):
+        same = [r for r in per_question if r["language"] == language][:PG_QUESTIONS]
+        folder = {"recall@1": sum(r["rank"] == 1 for r in same) / len(same), "sentence_hit@1": sum(r["hit"] for r in same) / len(same)}
+        for metric, value in folder.items():
+            assert on_pg[language][metric] >= value - PG_SLACK, f"{language} {metric}: PostgreSQL {on_pg[language][metric]:.4f}, folder {value:.4f}"

@@ -16,7 +16,7 @@ from qabot.store.postgres.connection import Pool, connect, installed_extension
 from qabot.store.postgres.store import PgStore, read_pg_manifest
 
 # Every index the schema makes; a missing or invalid one (a failed CREATE INDEX CONCURRENTLY) is a problem.
-INDEXES = ("chunks_embedding", "sentences_embedding", "chunks_fts_german", "chunks_fts_simple", "articles_date")
+INDEXES = ("chunks_embedding", "sentences_embedding", "chunks_fts_simple", "articles_date")
 FTS_SAMPLE = 1000  # chunks whose stored full text is recomputed and compared
 
 
@@ -41,9 +41,8 @@ def _problem_counts(url: PgUrl, timeout: float) -> tuple[list[str], list[str]]:
              "{} articles have missing or extra sentence vectors"),
             ("select count(*) from sentences s where not exists (select 1 from chunks c where c.article_id = s.article_id "
              'and s.start >= c.start and s."end" <= c."end")', "{} stored sentence vectors belong to no chunk"),
-            (f"select count(*) from (select fts_german, fts_simple, text from chunks order by random() limit {FTS_SAMPLE}) c "
-             "where c.fts_german is distinct from to_tsvector('german', c.text) "
-             "or c.fts_simple is distinct from to_tsvector('simple', c.text)",
+            (f"select count(*) from (select fts_simple, text from chunks order by random() limit {FTS_SAMPLE}) c "
+             "where c.fts_simple is distinct from to_tsvector('simple', c.text)",
              "{} of a sample of chunks have full text out of step with their text"),
         ]
         for sql, message in checks:

@@ -2,9 +2,10 @@
 
 The same methods, arguments and results as the folder store's reads, so the ranking code does
 not know which store it asks. The vector searches use the HNSW indexes (``hnsw.ef_search`` raised
-to the number of hits wanted); the keyword search ORs the words in two full-text configurations,
-German (stemmed) and simple (as written, for names), ranked by ``ts_rank`` summed over both.
-A pure function builds the full-text query (:func:`tsquery_text`).
+to the number of hits wanted); the keyword search ORs the words in the ``simple`` text-search
+configuration (as written, case folded) and ranks them BM25-style: ``ts_rank`` weighted by each
+word's idf (:func:`keyword_sql`). German stemming was measured and left out (see the README).
+Pure functions build the full-text SQL (:func:`tsquery_text`, :func:`keyword_sql`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,24 @@ def tsquery_text(words: Sequence[str]) -> str | None:
     return " | ".join(quoted) if quoted else None
 
 
-def keyword_sql() -> str:
-    """Chunks matching a tsquery text in either configuration, best first: rows (id, score); params (q, q, k)."""
+def keyword_sql(n_words: int) -> str:
+    """BM25-style keyword ranking of the chunks matching any of ``n_words`` words, best first:
+    rows (id, score); params: each word's tsquery text, all of them OR-ed, then k.
+
+    score = sum over words of idf(word) * ts_rank(chunk, word), with idf = ln(1 + (N - n + 0.5) / (n + 0.5))
+    (n: chunks holding the word, N: all chunks, from the planner's estimate once there is one).
+    ``ts_rank`` alone has no idf: a common word would weigh as much as a rare name.
+    """
+    words = ", ".join(f"to_tsquery('simple', %s) as q{i}" for i in range(n_words))
+    counts = ", ".join(f"count(*) filter (where m.fts @@ w.q{i}) as n{i}" for i in range(n_words))
+    score = " + ".join(f"ln(1 + (t.total - d.n{i} + 0.5) / (d.n{i} + 0.5)) * ts_rank(m.fts, w.q{i})" for i in range(n_words))
     return (
-        "with q as (select to_tsquery('german', %s) as g, to_tsquery('simple', %s) as s) "
-        "select c.id, ts_rank(c.fts_german, q.g) + ts_rank(c.fts_simple, q.s) as score "
-        "from chunks c, q where c.fts_german @@ q.g or c.fts_simple @@ q.s order by score desc, c.id limit %s"
+        f"with w as (select {words}), "
+        "m as materialized (select id, fts_simple as fts from chunks where fts_simple @@ to_tsquery('simple', %s)), "
+        f"d as (select {counts} from m, w), "
+        "t as (select case when reltuples > 0 then reltuples::float8 else (select count(*) from chunks)::float8 end as total "
+        "from pg_class where oid = 'chunks'::regclass) "
+        f"select m.id, {score} as score from m, w, d, t order by score desc, m.id limit %s"
     )
 
 
@@ -126,16 +139,16 @@ class PgQueries:
         return {r[0] for r in self._all(sql, params)}
 
     def keyword_search_words(self, words: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """Chunks matching any of ``words`` (German stemming or as written): [(chunk_id, score)], best first.
+        """Chunks holding any of ``words`` (as written, case folded), by :func:`keyword_sql`: [(chunk_id, score)], best first.
 
         A database error is logged (a warning the first time) and gives no hits: the question
         is then answered from the vectors alone, not failed.
         """
-        text = tsquery_text(words)
-        if k <= 0 or text is None:
+        each = [t for t in (tsquery_text([word]) for word in dict.fromkeys(words)) if t is not None]
+        if k <= 0 or not each:
             return []
         try:
-            rows = self._all(keyword_sql(), [text, text, k])
+            rows = self._all(keyword_sql(len(each)), [*each, " | ".join(each), k])
         except psycopg.Error as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             first = message not in self._fts_errors
