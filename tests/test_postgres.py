@@ -98,6 +98,34 @@ def test_the_keyword_leg_weighs_a_rare_word_above_a_common_one(pg_url):
         assert store.keyword_search_words(["regierung", "regierung"], 20) == store.keyword_search_words(["regierung"], 20)
 
 
+def test_the_hnsw_search_breadth_grows_with_the_hits_wanted():
+    from qabot.store.postgres.queries import ef_search
+
+    assert [ef_search(k) for k in (1, 10, 50, 100, 600)] == [100, 100, 100, 200, 1000]
+
+
+def test_a_bulk_copy_builds_the_vector_indexes_at_the_end_and_a_writer_restores_them(pg_url):
+    from tests.test_store_contract import ITEMS, _add
+
+    with _store(pg_url) as store:
+        store.drop_vector_indexes()
+        _add(store, ITEMS)
+        assert check_index(PgUrl(pg_url)).problems == ["index chunks_embedding is missing", "index sentences_embedding is missing"]
+        assert len(store.search_vectors(np.ones(8, dtype=np.float32), 3)) == 3, "exact search meanwhile"
+    _store(pg_url).close()  # the next writer makes what a killed copy left missing
+    assert check_index(PgUrl(pg_url)).ok
+
+
+def test_words_in_a_large_share_of_a_large_index_leave_the_keyword_query():
+    from qabot.store.postgres.queries import rare_words
+
+    shares = {"wurde": 0.3, "corona": 0.02, "impfstoff": 0.004}
+    assert rare_words(["wurde", "corona", "impfstoff", "selenskyj"], shares, 200_000) == ["impfstoff", "selenskyj"]
+    assert rare_words(["wurde", "corona"], shares, 40_000) == ["corona"], "2% of 40k is 800 chunks: kept"
+    assert rare_words(["wurde", "corona"], shares, 2_000) == ["wurde", "corona"], "a small index keeps every word"
+    assert rare_words(["wurde"], {}, 0.0) == ["wurde"], "no statistics yet"
+
+
 def test_two_writers_storing_one_article_at_once_store_it_once(pg_url):
     from tests.test_store_contract import _add, _article
 

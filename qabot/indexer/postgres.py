@@ -83,6 +83,8 @@ def build_pg_index(
             if bar is not None:
                 advance(bar, counts, started)
                 bar.close()
+        if counts["indexed"] or counts["removed"]:
+            store.analyze()  # the planner's statistics and the keyword leg's word shares
         manifest = store.refreshed_manifest()
     report = IndexReport(
         index_dir=url.safe, articles_read=counts["read"], articles_indexed=counts["indexed"],

@@ -2,8 +2,8 @@
 
 Nothing is re-embedded: articles, chunks and sentences are read from the source in batches with
 their stored vectors and written through the destination's own ``add`` (a folder: one new
-generation, published at the end; PostgreSQL: one transaction per batch). The destination must
-be new or empty; its settings (model, dimension, chunker) are the source's. Copying from a folder
+generation, published at the end; PostgreSQL: one transaction per batch, the HNSW indexes built
+once at the end, or by the next writer if the copy is killed). The destination must be new or empty; its settings (model, dimension, chunker) are the source's. Copying from a folder
 whose vectors are in an IVF index reads the vectors that index stores (float16 scalars).
 """
 
@@ -113,6 +113,7 @@ class _writer:
             if (n := self.store.counts()["articles"]) > 0:
                 self.store.close()
                 raise StoreError(f"{self.location} already holds {n} articles; copy into an empty database")
+            self.store.drop_vector_indexes()  # built once at the end: far faster than row by row
             return self.store
         folder = Path(self.location)
         if is_index(folder) or (folder.exists() and any(folder.iterdir())):
@@ -132,7 +133,11 @@ class _writer:
                     self.store.close()
                     generations.abandon(Path(self.location))
             elif self.store is not None:
-                self.store.close()
+                try:
+                    self.store.make_vector_indexes()
+                    self.store.analyze()
+                finally:
+                    self.store.close()
         finally:
             if self._lock is not None:
                 self._lock.__exit__(None, None, None)

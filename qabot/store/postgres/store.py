@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 POOL_SIZE = 4
 TIMEOUT = 30.0
 _META = "model, dimension, chunk_tokens, chunk_overlap, format_version, created_at, updated_at"
+# The HNSW indexes (as the schema makes them): dropped while a bulk copy loads, built again after it
+# (pgvector builds an index over loaded rows far faster than it inserts row by row), and made again by
+# the next writer if a killed copy left them missing.
+VECTOR_INDEXES = {
+    "chunks_embedding": "create index if not exists chunks_embedding on chunks using hnsw (embedding halfvec_ip_ops)",
+    "sentences_embedding": "create index if not exists sentences_embedding on sentences using hnsw (embedding halfvec_ip_ops)",
+}
+BUILD_MEMORY = "1GB"  # maintenance_work_mem for building them: the graph fits in memory up to a few million rows
 
 
 class PgStore(PgQueries):
@@ -74,6 +82,7 @@ class PgStore(PgQueries):
                     [model, dimension, chunk_tokens, chunk_overlap, FORMAT_VERSION, now, now],
                 )
             manifest = _meta(conn, url)
+            _make_vector_indexes(conn)
         if diffs := manifest.settings_differ(model=model, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap):
             raise IndexMismatchError(
                 f"the index at {url} was built with {', '.join(diffs)}; index with its settings, "
@@ -109,6 +118,22 @@ class PgStore(PgQueries):
                        sentences=counts["sentences"])
 
     # -- writing ------------------------------------------------------------------------------
+
+    def drop_vector_indexes(self) -> None:
+        """Before a bulk load into an empty index: searches scan exactly (slower) until :meth:`make_vector_indexes`."""
+        with self.pool.connection() as conn, conn.transaction():
+            for name in VECTOR_INDEXES:
+                conn.execute(f"drop index if exists {name}")
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (and the keyword leg's word shares) after a large write."""
+        with self.pool.connection() as conn:
+            conn.execute("analyze articles, chunks, sentences")
+
+    def make_vector_indexes(self) -> None:
+        """Build the HNSW indexes that are missing (over the rows already loaded)."""
+        with self.pool.connection() as conn:
+            _make_vector_indexes(conn)
 
     def add(
         self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray,
@@ -183,6 +208,13 @@ def read_pg_manifest(url: PgUrl, *, timeout: float = TIMEOUT) -> Manifest:
         if pending := schema.pending(conn):
             raise StoreError(f"the index at {url} needs migrations {', '.join(pending)}; run `qabot index ARCHIVE --index URL` to apply them")
         return _meta(conn, url)
+
+
+def _make_vector_indexes(conn: psycopg.Connection) -> None:
+    conn.execute(f"set maintenance_work_mem = '{BUILD_MEMORY}'")
+    for sql in VECTOR_INDEXES.values():
+        conn.execute(sql)
+    conn.commit()
 
 
 def _meta(conn: psycopg.Connection, url: PgUrl) -> Manifest:
