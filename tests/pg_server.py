@@ -124,8 +124,10 @@ def start(**settings: str) -> PgServer:
 
 
 if __name__ == "__main__":
+    import signal
     import sys
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server too, as Ctrl-C does
     server = start(**dict(arg.split("=", 1) for arg in sys.argv[1:]))  # e.g. shared_buffers=2GB
     print(server.url(), flush=True)
     try:
