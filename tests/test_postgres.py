@@ -86,7 +86,7 @@ def test_other_settings_are_refused(pg_url):
 
 
 def test_the_keyword_leg_weighs_a_rare_word_above_a_common_one(pg_url):
-    """ts_rank alone has no idf: a chunk holding the common word twice would beat the one holding the rare name."""
+    """Without idf (ts_rank alone) a chunk holding the common word twice would beat the one holding the rare name."""
     from tests.test_store_contract import _add, _article
 
     with _store(pg_url) as store:
@@ -96,6 +96,9 @@ def test_the_keyword_leg_weighs_a_rare_word_above_a_common_one(pg_url):
         assert store.chunk_rows([hits[0][0]])[hits[0][0]]["article_id"] == "rare"
         assert len(store.keyword_search_words(["regierung"], 20)) == 9
         assert store.keyword_search_words(["regierung", "regierung"], 20) == store.keyword_search_words(["regierung"], 20)
+        _add(store, [_article("once", "Alaska liegt weit im Norden, sagt man."), _article("thrice", "Alaska, Alaska, Alaska liegt im Norden.")])
+        ranked = [store.chunk_rows([c])[c]["article_id"] for c, _ in store.keyword_search_words(["alaska"], 5)]
+        assert ranked == ["thrice", "once"], "more occurrences in a chunk of about the same length rank higher"
 
 
 def test_the_hnsw_search_breadth_grows_with_the_hits_wanted():
