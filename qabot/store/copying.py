@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,11 @@ def copy_index(source: Location, destination: Location, *, timeout: float = 30.0
     if str(source) == str(destination) or (isinstance(source, Path) and isinstance(destination, Path) and source.resolve() == destination.resolve()):
         raise StoreError(f"{source}: source and destination are the same index")
     totals = {"articles": 0, "chunks": 0, "sentences": 0}
-    with _reader(source, timeout) as (manifest, read):
+    with _source(source, timeout) as (manifest, read):
         if manifest.format_version < FORMAT_VERSION:
             raise StoreError(f"the index at {source} is of format {manifest.format_version}, without sentence vectors; "
                              f"upgrade it first with `qabot index ARCHIVE --index {source}`")
-        with _writer(destination, manifest, timeout) as write:
+        with _destination(destination, manifest, timeout) as write:
             for batch in read(batch_articles):
                 write.add(batch.items, batch.chunk_vectors, batch.spans, batch.sentence_vectors)
                 totals["articles"] += len(batch.items)
@@ -75,72 +76,50 @@ def copy_index(source: Location, destination: Location, *, timeout: float = 30.0
     return CopyReport(str(source), str(destination), seconds=time.perf_counter() - started, **totals)
 
 
-class _reader:
-    """Opens the source; yields (its manifest, a function giving its batches)."""
+@contextmanager
+def _source(location: Location, timeout: float) -> Iterator[tuple[Manifest, Callable[[int], Iterator[Batch]]]]:
+    """The source's manifest and a function giving its batches (``n`` articles each)."""
+    if isinstance(location, PgUrl):
+        from qabot.store.postgres.store import PgStore
 
-    def __init__(self, location: Location, timeout: float) -> None:
-        self.location, self.timeout = location, timeout
-        self.store: Any = None
-
-    def __enter__(self) -> tuple[Manifest, Any]:
-        if isinstance(self.location, PgUrl):
-            from qabot.store.postgres.store import PgStore
-
-            self.store = PgStore.open(self.location, pool_size=1, timeout=self.timeout)
-            return self.store.manifest, lambda n: _pg_batches(self.store, n)
-        self.store = Store.open(Path(self.location))
-        return self.store.manifest, lambda n: _folder_batches(self.store, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.close()
+        with PgStore.open(location, pool_size=1, timeout=timeout) as pg:
+            yield pg.manifest, lambda n: _pg_batches(pg, n)
+        return
+    with Store.open(Path(location)) as folder:
+        yield folder.manifest, lambda n: _folder_batches(folder, n)
 
 
-class _writer:
-    """Opens (creates) the destination, empty; yields its writer; publishes a folder at a clean exit."""
+@contextmanager
+def _destination(location: Location, manifest: Manifest, timeout: float) -> Iterator[IndexWriter]:
+    """The destination, created with the source's settings and empty; a folder is published (a
+    database's HNSW indexes built) when the copy ends without an error."""
+    m = manifest
+    if isinstance(location, PgUrl):
+        from qabot.store.postgres.store import PgStore
 
-    def __init__(self, location: Location, manifest: Manifest, timeout: float) -> None:
-        self.location, self.manifest, self.timeout = location, manifest, timeout
-        self.store: Any = None
-        self._lock: Any = None
-
-    def __enter__(self) -> IndexWriter:
-        m = self.manifest
-        if isinstance(self.location, PgUrl):
-            from qabot.store.postgres.store import PgStore
-
-            self.store = PgStore.create_or_open(self.location, model=m.model, dimension=m.dimension, chunk_tokens=m.chunk_tokens,
-                                                chunk_overlap=m.chunk_overlap, pool_size=1, timeout=self.timeout)
-            if (n := self.store.counts()["articles"]) > 0:
-                self.store.close()
-                raise StoreError(f"{self.location} already holds {n} articles; copy into an empty database")
-            self.store.drop_vector_indexes()  # built once at the end: far faster than row by row
-            return self.store
-        folder = Path(self.location)
-        if is_index(folder) or (folder.exists() and any(folder.iterdir())):
-            raise StoreError(f"{folder}: exists and is not empty; copy into a new folder")
-        self._lock = generations.writer_lock(folder)
-        self._lock.__enter__()
-        wanted = generations.Wanted(m.model, m.dimension, m.chunk_tokens, m.chunk_overlap)
-        self.store = generations.begin(folder, wanted, rebuild=False)
-        return self.store
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
+        with PgStore.create_or_open(location, model=m.model, dimension=m.dimension, chunk_tokens=m.chunk_tokens,
+                                    chunk_overlap=m.chunk_overlap, pool_size=1, timeout=timeout) as pg:
+            if (n := pg.counts()["articles"]) > 0:
+                raise StoreError(f"{location} already holds {n} articles; copy into an empty database")
+            pg.drop_vector_indexes()  # built once at the end: far faster than row by row
+            try:
+                yield pg
+            finally:  # also after an error: what was copied stays searchable through its indexes
+                pg.make_vector_indexes()
+                pg.analyze()
+        return
+    folder = Path(location)
+    if is_index(folder) or (folder.exists() and any(folder.iterdir())):
+        raise StoreError(f"{folder}: exists and is not empty; copy into a new folder")
+    with generations.writer_lock(folder):
+        staging = generations.begin(folder, generations.Wanted(m.model, m.dimension, m.chunk_tokens, m.chunk_overlap), rebuild=False)
         try:
-            if isinstance(self.store, Store):
-                if exc_type is None:
-                    generations.publish(self.store)
-                else:
-                    self.store.close()
-                    generations.abandon(Path(self.location))
-            elif self.store is not None:
-                try:
-                    self.store.make_vector_indexes()
-                    self.store.analyze()
-                finally:
-                    self.store.close()
-        finally:
-            if self._lock is not None:
-                self._lock.__exit__(None, None, None)
+            yield staging
+        except BaseException:
+            staging.close()
+            generations.abandon(folder)
+            raise
+        generations.publish(staging)
 
 
 def _article(row: Sequence[Any]) -> Article:

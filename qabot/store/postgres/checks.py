@@ -60,7 +60,7 @@ def check_pg(url: PgUrl, *, timeout: float) -> tuple[list[str], list[str], dict[
     except StoreError as exc:
         return [str(exc)], [], {}
     problems, notes = _problem_counts(url, timeout)
-    with PgStore(url, _pool(url, timeout), manifest) as store:
+    with PgStore(url, Pool(url, size=1, timeout=timeout), manifest) as store:
         counts = store.counts()
     if counts["vectors"] != counts["chunks"]:
         problems.append(f"{counts['chunks'] - counts['vectors']} chunks without a vector")
@@ -70,7 +70,7 @@ def check_pg(url: PgUrl, *, timeout: float) -> tuple[list[str], list[str], dict[
 def pg_stats(url: PgUrl, *, timeout: float) -> dict[str, Any]:
     """Articles, chunks, vectors, dates, sources, size in the database, model."""
     manifest = read_pg_manifest(url, timeout=timeout)
-    with PgStore(url, _pool(url, timeout), manifest) as store:
+    with PgStore(url, Pool(url, size=1, timeout=timeout), manifest) as store:
         first, last = store.date_range()
         result: dict[str, Any] = {
             "index": url.safe, **store.counts(), "first_date": first, "last_date": last, "sources": store.sources(),
@@ -87,10 +87,6 @@ def pg_stats(url: PgUrl, *, timeout: float) -> dict[str, Any]:
         "bytes_on_disk": int(sizes[0]) if sizes else 0, "bytes_database": int(sizes[1]) if sizes else 0,
     })
     return result
-
-
-def _pool(url: PgUrl, timeout: float) -> Pool:
-    return Pool(url, size=1, timeout=timeout, statements=None)  # a check may scan everything
 
 
 __all__ = ["check_pg", "pg_stats"]
