@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qabot.documents import Article, Chunk, Sentence
+from qabot.documents import Article, Chunk
 from qabot.ingest.chunking import chunk_sentences
 from qabot.locations import PgUrl
 from qabot.store.store import Store
@@ -140,4 +140,3 @@ def test_add_refuses_vectors_that_do_not_fit(store):
     with pytest.raises(ValueError):
         store.add([(article, chunks)], _unit(0, 1), spans, _unit(1, 2))
     assert store.counts()["articles"] == 0
-    assert isinstance(Sentence(0, 1, "x"), Sentence)

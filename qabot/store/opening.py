@@ -13,7 +13,7 @@ from qabot.store.interface import IndexReader
 from qabot.store.manifest import Manifest, is_index, read_manifest
 from qabot.store.store import Store
 
-POOL_SIZE = 4
+POOL_SIZE = 4  # the defaults for a PostgreSQL index (Settings.pg_pool / pg_timeout are the user's)
 TIMEOUT = 30.0
 
 

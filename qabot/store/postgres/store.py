@@ -23,14 +23,13 @@ from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.locations import PgUrl
 from qabot.store.manifest import FORMAT_VERSION, Manifest, now_iso, same_model
+from qabot.store.opening import POOL_SIZE, TIMEOUT
 from qabot.store.postgres import schema
 from qabot.store.postgres.connection import Pool, connect, ensure_extension, installed_extension
 from qabot.store.postgres.queries import PgQueries
 
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 4
-TIMEOUT = 30.0
 _META = "model, dimension, chunk_tokens, chunk_overlap, format_version, created_at, updated_at"
 # The HNSW indexes (as the schema makes them): dropped while a bulk copy loads, built again after it
 # (pgvector builds an index over loaded rows far faster than it inserts row by row), and made again by
@@ -232,4 +231,4 @@ def _article_row(article: Article, n_chunks: int, n_sentences: int, now: str) ->
             article.content_hash, article.text, n_chunks, n_sentences, now]
 
 
-__all__ = ["POOL_SIZE", "TIMEOUT", "PgStore", "read_pg_manifest"]
+__all__ = ["PgStore", "read_pg_manifest"]
