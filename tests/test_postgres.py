@@ -351,3 +351,59 @@ def test_the_cli_indexes_asks_and_copies_with_a_postgres_url(pg_server, pg_url, 
     assert rebuild.exit_code == 1 and "--rebuild is for index folders" in rebuild.output
     removed = run("delete", asked["passages"][0]["article_id"], "--json")
     assert removed.exit_code == 0 and json.loads(removed.output)["articles_total"] == 0
+
+
+@pytest.fixture(scope="module")
+def standby(pg_server):
+    """A streaming read replica of the session's server (pg_basebackup), as a deployment would add for readers;
+    it cancels a read that holds up replay after 0.2 s (the default is 30 s)."""
+    server = pg_server.start_standby(hot_standby_feedback="on", max_standby_streaming_delay="200ms")
+    yield server
+    server.stop()
+
+
+def test_a_read_replica_answers_like_the_primary_and_sends_writers_to_the_primary(pg_server, standby, pg_url, tmp_path, hash_embedder):
+    from qabot.answering.retriever import Retriever
+    from qabot.indexer import delete_articles
+    from qabot.store.checks import index_stats
+
+    build_index(write_archive(tmp_path / "news.jsonl", range(30), sentences=4), pg_url, embedder=hash_embedder)
+    pg_server.wait_for_standby(standby)
+    replica = standby.url(pg_url.rsplit("/", 1)[1])
+    questions = ["Wann streikt die Bahn?", "Was sagt der Kanzler zum Haushalt?", "Hochwasser in der Stadt"]
+    with Retriever.open(pg_url, embedder=hash_embedder) as primary, Retriever.open(replica, embedder=hash_embedder) as copy:
+        for question in questions:
+            on_primary, on_replica = primary.ask(question), copy.ask(question)
+            assert on_replica.passages and on_replica.sentence == on_primary.sentence
+            assert [(p.chunk_id, round(p.score, 4)) for p in on_replica.passages] == \
+                   [(p.chunk_id, round(p.score, 4)) for p in on_primary.passages]
+        gone = on_primary.passages[0].article_id
+        delete_articles(pg_url, [gone])
+        pg_server.wait_for_standby(standby)
+        assert copy.store.counts()["articles"] == 29
+        assert gone not in {p.article_id for p in copy.ask(question).passages}
+    assert check_index(PgUrl(replica)).ok and index_stats(PgUrl(replica))["articles"] == 29
+    for write in (lambda: build_index(write_archive(tmp_path / "more.jsonl", range(30, 32)), replica, embedder=hash_embedder),
+                  lambda: delete_articles(replica, ["0"])):
+        with pytest.raises(StoreError, match="read-only replica") as raised:
+            write()
+        assert standby.password not in str(raised.value) and str(standby.port) in str(raised.value)
+
+
+def test_a_read_the_replica_cancels_for_a_conflict_with_recovery_runs_once_more(pg_server, standby, pg_url, tmp_path, hash_embedder):
+    report = build_index(write_archive(tmp_path / "news.jsonl", range(5)), pg_url, embedder=hash_embedder)
+    pg_server.wait_for_standby(standby)
+    tries = []
+
+    def read(conn: psycopg.Connection) -> int:
+        tries.append(time.monotonic())
+        chunks = conn.execute("select count(*) from chunks").fetchone()[0]
+        if len(tries) == 1:  # the primary takes a lock this read conflicts with; replaying it cancels the read
+            with psycopg.connect(pg_url) as primary:
+                primary.execute("lock table chunks in access exclusive mode")
+            conn.execute("select pg_sleep(20)")
+        return chunks
+
+    with PgStore.open(PgUrl(standby.url(pg_url.rsplit("/", 1)[1]))) as replica:
+        assert replica.pool.read(read) == report.chunks_total
+    assert len(tries) == 2 and tries[1] - tries[0] < 10

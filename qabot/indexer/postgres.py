@@ -100,6 +100,7 @@ def build_pg_index(
 def delete_pg_articles(url: PgUrl, article_ids: Sequence[str], *, timeout: float = 30.0) -> DeleteReport:
     """Remove articles (with their chunks and sentences) from the index at ``url``."""
     with PgStore.open(url, pool_size=1, timeout=timeout) as store:
+        store.refuse_read_only()
         present = store.present(article_ids)
         wanted = list(dict.fromkeys(article_ids))
         found = [a for a in wanted if a in present]

@@ -8,8 +8,9 @@ Each connection gets pgvector's types (vectors travel in binary) and a statement
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -19,6 +20,7 @@ from qabot.errors import StoreError
 from qabot.locations import PgUrl, redact
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The advisory lock held while the extension and the schema are created or migrated (any number;
 # it only has to be the same for every qabot): indexers starting together do each step once.
@@ -52,6 +54,18 @@ def connect(url: PgUrl, *, timeout: float, vectors: bool = True) -> psycopg.Conn
             conn.close()
             raise
     return conn
+
+
+def refuse_read_only(conn: psycopg.Connection, url: PgUrl) -> None:
+    """StoreError when this database takes no writes: a read replica (hot standby) or a read-only endpoint."""
+    standby, read_only = conn.execute("select pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
+    conn.rollback()
+    if standby:
+        raise StoreError(f"the database at {url} is a read-only replica (a hot standby); index into its primary, "
+                         "the replica follows it")
+    if read_only:
+        raise StoreError(f"the database at {url} is read-only (default_transaction_read_only); index through a "
+                         "connection that may write")
 
 
 def ensure_extension(conn: psycopg.Connection, url: PgUrl) -> str:
@@ -113,10 +127,29 @@ class Pool:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except PoolTimeout as exc:
-            raise StoreError(f"PostgreSQL at {self.url}: no free connection within {self.timeout:g} s ({_reason(exc)})") from None
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL at {self.url}: {_reason(exc)}") from None
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise self._error(exc) from None
+
+    def read(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """``work(conn)`` for a read, run once more if a read replica cancelled it for a conflict with recovery
+        (SQLSTATE 40001: the primary's changes replayed under it, e.g. a vacuum or a table lock); the second
+        time it sees the replayed state. Errors as :meth:`connection`."""
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as conn:
+                    return work(conn)
+            except psycopg.errors.SerializationFailure as exc:
+                if attempt == 2:
+                    raise self._error(exc) from None
+                log.info("%s: a read was cancelled (%s); once more", self.url, _reason(exc))
+            except (PoolTimeout, psycopg.OperationalError) as exc:
+                raise self._error(exc) from None
+        raise AssertionError("unreachable")
+
+    def _error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, PoolTimeout):
+            return StoreError(f"PostgreSQL at {self.url}: no free connection within {self.timeout:g} s ({_reason(exc)})")
+        return StoreError(f"PostgreSQL at {self.url}: {_reason(exc)}")
 
     def close(self) -> None:
         self._pool.close()
@@ -125,4 +158,4 @@ class Pool:
         return f"Pool({self.url.safe!r})"
 
 
-__all__ = ["SCHEMA_LOCK", "Pool", "connect", "ensure_extension", "installed_extension"]
+__all__ = ["SCHEMA_LOCK", "Pool", "connect", "ensure_extension", "installed_extension", "refuse_read_only"]

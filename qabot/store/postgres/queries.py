@@ -106,8 +106,7 @@ class PgQueries:
     _fts_errors: set[str]
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
-            return conn.execute(sql, list(params)).fetchall()
+        return self.pool.read(lambda conn: conn.execute(sql, list(params)).fetchall())
 
     def counts(self) -> dict[str, int]:
         row = self._all("select (select count(*) from articles), (select count(*) from chunks), "
@@ -146,11 +145,15 @@ class PgQueries:
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not chunk_ids:
             return {}
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            cur.execute('select c.id, c.article_id, c.idx, c.text, c.start, c."end", a.title, a.date, a.url, a.source '
-                        "from chunks c join articles a on a.id = c.article_id where c.id = any(%s)", [list(map(int, chunk_ids))])
-            names = [d.name for d in cur.description or []]
-            return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+        def rows(conn: psycopg.Connection) -> dict[int, dict[str, Any]]:
+            with conn.cursor() as cur:
+                cur.execute('select c.id, c.article_id, c.idx, c.text, c.start, c."end", a.title, a.date, a.url, a.source '
+                            "from chunks c join articles a on a.id = c.article_id where c.id = any(%s)", [list(map(int, chunk_ids))])
+                names = [d.name for d in cur.description or []]
+                return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+        return self.pool.read(rows)
 
     def chunks_between(self, chunk_ids: Sequence[int], since: date | None, until: date | None) -> set[int]:
         if not chunk_ids:
@@ -201,9 +204,11 @@ class PgQueries:
         return cached[1], cached[2]
 
     def _nearest(self, sql: str, query: np.ndarray, k: int) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
+        def rows(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
             conn.execute("select set_config('hnsw.ef_search', %s, true)", [str(ef_search(k))])
             return conn.execute(sql, [_vector(query), k]).fetchall()
+
+        return self.pool.read(rows)
 
     def nearest_ids(self, table: str, query: np.ndarray, k: int, *, exact: bool = False) -> list[int]:
         """Ids of the ``k`` rows of ``table`` (chunks or sentences) nearest to ``query``: through the HNSW

@@ -25,7 +25,7 @@ from qabot.locations import PgUrl
 from qabot.store.manifest import FORMAT_VERSION, Manifest, now_iso, same_model
 from qabot.store.opening import POOL_SIZE, TIMEOUT
 from qabot.store.postgres import schema
-from qabot.store.postgres.connection import Pool, connect, ensure_extension, installed_extension
+from qabot.store.postgres.connection import Pool, connect, ensure_extension, installed_extension, refuse_read_only
 from qabot.store.postgres.queries import PgQueries
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class PgStore(PgQueries):
         """For a writer: create the index (pgvector, the schema, its settings) if the database has none,
         migrate it, and refuse other settings (IndexMismatchError)."""
         with connect(url, timeout=timeout, vectors=False) as conn:
+            refuse_read_only(conn, url)
             ensure_extension(conn, url)
             schema.migrate(conn, dimension=dimension)
             now = now_iso()
@@ -102,6 +103,11 @@ class PgStore(PgQueries):
 
     def __repr__(self) -> str:
         return f"PgStore({self.url.safe!r})"
+
+    def refuse_read_only(self) -> None:
+        """StoreError when the database takes no writes (a read replica): before a writer opened with :meth:`open`."""
+        with self.pool.connection() as conn:
+            refuse_read_only(conn, self.url)
 
     def load_vectors(self, *, sentences: bool = False) -> None:
         """Nothing to load (the server holds the vectors); checks the server answers."""
