@@ -99,12 +99,28 @@ def test_the_keyword_leg_weighs_a_rare_word_above_a_common_one(pg_url):
         _add(store, [_article("once", "Alaska liegt weit im Norden, sagt man."), _article("thrice", "Alaska, Alaska, Alaska liegt im Norden.")])
         ranked = [store.chunk_rows([c])[c]["article_id"] for c, _ in store.keyword_search_words(["alaska"], 5)]
         assert ranked == ["thrice", "once"], "more occurrences in a chunk of about the same length rank higher"
+        long = "Alaska liegt im Norden. " + " ".join(f"Dort gibt es Berg {i} und Fluss {i}." for i in range(20))
+        _add(store, [_article("long", long), _article("short", "Kurz: Alaska.")])
+        ranked = [store.chunk_rows([c])[c]["article_id"] for c, _ in store.keyword_search_words(["alaska"], 5)]
+        assert ranked.index("short") < ranked.index("once") < ranked.index("long"), "one occurrence weighs more in a shorter chunk"
+
+
+@pytest.mark.parametrize("occurrences", [0, 1, 2, 3, 7, 20, 150])
+def test_the_term_frequency_read_from_ts_rank_is_the_count_of_occurrences(pg_url, occurrences):
+    from qabot.store.postgres.queries import term_frequency
+
+    text = " ".join(["Alaska"] * occurrences + ["Norden", "liegt", "Norden"])
+    sql = (f"with x as (select to_tsvector('simple', %s) as d, to_tsquery('simple', %s) as q) "
+           f"select {term_frequency('x.d', 'x.q')} from x")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(sql, [text, "'alaska'"]).fetchone()[0] == occurrences
+        assert conn.execute(sql, [f"Video-on-Demand {text}", "'video-on-demand'"]).fetchone()[0] == 1, "a phrase: once"
 
 
 def test_the_hnsw_search_breadth_grows_with_the_hits_wanted():
     from qabot.store.postgres.queries import ef_search
 
-    assert [ef_search(k) for k in (1, 10, 50, 100, 600)] == [100, 100, 100, 200, 1000]
+    assert [ef_search(k) for k in (1, 10, 150, 250, 600)] == [400, 400, 400, 500, 1000]
 
 
 def test_a_bulk_copy_builds_the_vector_indexes_at_the_end_and_a_writer_restores_them(pg_url):
@@ -117,6 +133,10 @@ def test_a_bulk_copy_builds_the_vector_indexes_at_the_end_and_a_writer_restores_
         assert len(store.search_vectors(np.ones(8, dtype=np.float32), 3)) == 3, "exact search meanwhile"
     _store(pg_url).close()  # the next writer makes what a killed copy left missing
     assert check_index(PgUrl(pg_url)).ok
+    with psycopg.connect(pg_url) as conn:
+        definitions = conn.execute("select indexdef from pg_indexes where indexname like '%%_embedding' order by 1").fetchall()
+    assert [d for (d,) in definitions if "hnsw" in d and "m='32', ef_construction='200'" in d] == [d for (d,) in definitions]
+    assert len(definitions) == 2, "rebuilt as the schema's migration 0002 makes them"
 
 
 def test_words_in_a_large_share_of_a_large_index_leave_the_keyword_query():

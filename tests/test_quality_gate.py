@@ -99,9 +99,9 @@ def test_dev_set_quality_meets_the_thresholds(folder_run, capsys):
 
 # The PostgreSQL store: the same index copied into a real server (`qabot copy`: the same vectors), the
 # first PG_QUESTIONS questions of each language asked there, against the folder's answers to the same
-# questions. Measured on the full set (2026-12-02): R@1 DE 0.965 vs 0.972 (its keyword leg, idf-weighted
-# ts_rank, ranks 4 questions' chunks differently from FTS5's bm25), EN 0.926 vs 0.924; sentence hits
-# equal (0.793, 0.718).
+# questions. Measured on the full set (2026-12-02, BM25 keyword leg): R@1 DE 0.9668 vs 0.9715, EN 0.9256
+# vs 0.9241; sentence hits equal (0.793, 0.718). On the first 300: DE 0.943 vs 0.950 (2 questions), EN
+# 0.917 vs 0.920, so the slack on this subset is 0.01 (the full set is within the 0.005).
 PG_QUESTIONS = 300
 PG_SLACK = 0.01
 

@@ -237,3 +237,27 @@ def test_make_clean_removes_what_make_built_and_never_an_index_or_the_model_cach
     assert ".venv" in recipe
     assert "index" not in recipe.replace("--index", ""), recipe
     assert ".cache" not in recipe and "qabot/models" not in recipe, recipe
+
+
+def test_hnsw_recall_compares_the_schemas_hnsw_index_with_exact_search(tmp_path, env, pg_url):
+    import psycopg
+
+    from tests.archives import write_archive
+
+    archive = write_archive(tmp_path / "news.jsonl", range(40), sentences=6)
+    squad = tmp_path / "squad.json"
+    qas = [{"id": f"q{i}", "question": f"Was geschah in Stadt {i}?", "answers": []} for i in range(5)]
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Text.", "qas": qas}]}]}), encoding="utf-8")
+    args = [str(archive), "--sentences", "120", "--held-out", "10", "--store-url", pg_url, "--squad", str(squad),
+            "--cache", str(tmp_path / "vectors.npy"), "--k", "5", "10"]
+    result = json.loads(_run("hnsw_recall.py", *args, env=env, cwd=tmp_path).stdout)
+    assert result["sentences"] == 120 and result["index_build_s"] >= 0
+    assert result["archive_sentences_as_questions"]["queries"] == 10 and result["squad_questions"]["queries"] == 5
+    measured = result["squad_questions"]["at"]
+    assert [(m["k"], m["ef_search"]) for m in measured] == [(5, 40), (5, 400), (10, 40), (10, 400)]
+    assert all(m["recall_mean"] == 1.0 for m in measured), "120 vectors: the graph search is exact"
+    assert len(list(tmp_path.glob("vectors-*.npy"))) == 1, "the vectors are kept for the next run"
+    again = json.loads(_run("hnsw_recall.py", *args, "--m", "8", "--ef", "20", env=env, cwd=tmp_path).stdout)
+    assert again["m"] == 8 and [m["ef_search"] for m in again["squad_questions"]["at"]] == [20, 20]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select to_regclass('qabot_hnsw_recall')").fetchone()[0] is None, "the scratch table is dropped"

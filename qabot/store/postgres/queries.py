@@ -4,7 +4,7 @@ The same methods, arguments and results as the folder store's reads, so the rank
 not know which store it asks. The vector searches use the HNSW indexes (their breadth:
 :func:`ef_search`); the keyword search ORs the words in the ``simple`` text-search configuration
 (as written, case folded), leaves out words most chunks hold (:func:`rare_words`) and ranks
-BM25-style: ``ts_rank`` weighted by each word's idf (:func:`keyword_sql`). German stemming was
+by BM25 as FTS5 does in a folder (:func:`keyword_sql`). German stemming was
 measured and left out (see the README). Pure functions build the full-text SQL.
 """
 
@@ -27,14 +27,17 @@ from qabot.store.sentences import StoredSentence
 
 log = logging.getLogger("qabot.store.postgres.store")
 
-# hnsw.ef_search: at least EF_SEARCH, else twice the hits wanted (pgvector's maximum is 1000). pgvector's
-# default, 40, found 0.91 of the exact top 10 sentences of real e5 vectors (2,195 sentences, 200 XQuAD
-# questions); 100 found all of them, at under 1 ms a search.
-EF_SEARCH = 100
+# hnsw.ef_search: at least EF_SEARCH, else twice the hits wanted (pgvector's maximum is 1000). On 100,000
+# real e5 sentence vectors under the schema's graphs (m 32, ef_construction 200), 400 found 0.997 of the
+# exact top 10 for archive sentences asked as questions and 0.980 for off-topic questions, at 13-14 ms a
+# search on 2 cores (100: 0.981 / 0.883 at 4.5 ms; scripts/hnsw_recall.py).
+EF_SEARCH = 400
 EF_SEARCH_MAX = 1000
 COMMON = 0.01  # a word in more than this share of chunks, and in more than COMMON_MIN of them, is left out
 COMMON_MIN = 1000  # of the keyword query (rare_words): small indexes keep every word
-SHARES_SECONDS = 300.0  # how long the words' shares (pg_stats, refreshed by ANALYZE) are reused
+SHARES_SECONDS = 300.0  # how long the words' shares (pg_stats, refreshed by ANALYZE) and the mean chunk length are reused
+K1, B = 1.2, 0.75  # BM25's constants, FTS5's (the folder's keyword leg)
+LENGTH_SAMPLE = 10_000  # chunks whose mean length stands for all
 
 
 def tsquery_text(words: Sequence[str]) -> str | None:
@@ -47,24 +50,40 @@ def tsquery_text(words: Sequence[str]) -> str | None:
     return " | ".join(quoted) if quoted else None
 
 
-def keyword_sql(n_words: int) -> str:
-    """BM25-style keyword ranking of the chunks matching any of ``n_words`` words, best first:
-    rows (id, score); params: each word's tsquery text, all of them OR-ed, then k.
+def term_frequency(document: str, query: str) -> str:
+    """SQL for how often the one-word tsquery ``query`` occurs in the tsvector ``document`` (0 if not at all).
 
-    score = sum over words of idf(word) * ts_rank(chunk, word), with idf = ln(1 + (N - n + 0.5) / (n + 0.5))
-    (n: chunks holding the word, N: all chunks, from the planner's estimate once there is one).
-    ``ts_rank`` alone has no idf: a common word would weigh as much as a rare name.
+    ``ts_rank`` of a one-word query is 0.1 * (1 + 1/2² + ... + 1/tf²) / (π²/6) (PostgreSQL's tsrank.c),
+    so tf = floor(1 / (π²/6 - 16.449... * rank)) exactly, with no per-position unnest (that made an
+    exact BM25 3x slower at 115k chunks). A hyphenated word is a phrase query, ranked otherwise: 1.
+    """
+    rank = f"ts_rank({document}, {query})"
+    return (f"case when not {document} @@ {query} then 0 when numnode({query}) > 1 then 1 "
+            f"else greatest(1, floor(1 / (pi() ^ 2 / 6 - 16.4493406685 * {rank}))) end")
+
+
+def keyword_sql(n_words: int) -> str:
+    """BM25 ranking of the chunks matching any of ``n_words`` words, best first: rows (id, score);
+    params: each word's tsquery text, all of them OR-ed, the chunks' mean length (tokens), then k.
+
+    score = sum over words of idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / mean length)), as FTS5's
+    bm25 ranks a folder's chunks (K1 1.2, B 0.75: its constants); idf = ln(1 + (N - n + 0.5) / (n + 0.5))
+    (n: chunks holding the word, N: all chunks, from the planner's estimate once there is one), tf by
+    :func:`term_frequency`, length: the chunk's tokens.
     """
     words = ", ".join(f"to_tsquery('simple', %s) as q{i}" for i in range(n_words))
     counts = ", ".join(f"count(*) filter (where m.fts @@ w.q{i}) as n{i}" for i in range(n_words))
-    score = " + ".join(f"ln(1 + (t.total - d.n{i} + 0.5) / (d.n{i} + 0.5)) * ts_rank(m.fts, w.q{i})" for i in range(n_words))
+    tfs = ", ".join(f"{term_frequency('m.fts', f'w.q{i}')} as tf{i}" for i in range(n_words))
+    score = " + ".join(f"ln(1 + (t.total - d.n{i} + 0.5) / (d.n{i} + 0.5)) * s.tf{i} * {K1 + 1} / (s.tf{i} + s.norm)"
+                       for i in range(n_words))
     return (
         f"with w as (select {words}), "
-        "m as materialized (select id, fts_simple as fts from chunks where fts_simple @@ to_tsquery('simple', %s)), "
+        "m as materialized (select id, n_tokens, fts_simple as fts from chunks where fts_simple @@ to_tsquery('simple', %s)), "
         f"d as (select {counts} from m, w), "
         "t as (select case when reltuples > 0 then reltuples::float8 else (select count(*) from chunks)::float8 end as total "
-        "from pg_class where oid = 'chunks'::regclass) "
-        f"select m.id, {score} as score from m, w, d, t order by score desc, m.id limit %s"
+        "from pg_class where oid = 'chunks'::regclass), "
+        f"s as (select m.id, {K1} * (1 - {B} + {B} * m.n_tokens / %s::float8) as norm, {tfs} from m, w) "
+        f"select s.id, {score} as score from s, d, t order by score desc, s.id limit %s"
     )
 
 
@@ -177,11 +196,12 @@ class PgQueries:
         if k <= 0:
             return []
         try:
-            kept = rare_words(dict.fromkeys(words), *self._word_shares(), common=COMMON)
+            shares, total, mean_length = self._statistics()
+            kept = rare_words(dict.fromkeys(words), shares, total, common=COMMON)
             each = [t for t in (tsquery_text([word]) for word in kept) if t is not None]
             if not each:
                 return []
-            rows = self._all(keyword_sql(len(each)), [*each, " | ".join(each), k])
+            rows = self._all(keyword_sql(len(each)), [*each, " | ".join(each), mean_length, k])
         except psycopg.Error as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             first = message not in self._fts_errors
@@ -190,18 +210,19 @@ class PgQueries:
             return []
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def _word_shares(self) -> tuple[dict[str, float], float]:
-        """(word -> share of chunks holding it, for the words ANALYZE found most common (pg_stats), the
-        chunks ANALYZE counted); cached a while."""
+    def _statistics(self) -> tuple[dict[str, float], float, float]:
+        """(word -> share of chunks holding it, for the words ANALYZE found most common (pg_stats); the chunks
+        ANALYZE counted; the mean chunk length in tokens, of up to LENGTH_SAMPLE chunks); cached a while."""
         now = time.monotonic()
-        cached = getattr(self, "_shares", None)
+        cached = getattr(self, "_cached_statistics", None)
         if cached is None or now - cached[0] > SHARES_SECONDS:
             rows = self._all("select most_common_elems::text::text[], most_common_elem_freqs from pg_stats "
                              "where schemaname = current_schema() and tablename = 'chunks' and attname = 'fts_simple'")
             total = self._all("select reltuples from pg_class where oid = 'chunks'::regclass")
+            mean = self._all("select avg(n_tokens)::float8 from (select n_tokens from chunks limit %s) c", [LENGTH_SAMPLE])
             shares = dict(zip(rows[0][0], rows[0][1])) if rows and rows[0][0] else {}
-            self._shares = cached = (now, shares, float(total[0][0]) if total else 0.0)
-        return cached[1], cached[2]
+            self._cached_statistics = cached = (now, shares, float(total[0][0]) if total else 0.0, float(mean[0][0] or 1.0))
+        return cached[1], cached[2], cached[3]
 
     def _nearest(self, sql: str, query: np.ndarray, k: int) -> list[tuple[Any, ...]]:
         def rows(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
@@ -259,4 +280,5 @@ class PgQueries:
         return [StoredSentence(r[0], r[1], r[2]) for r in rows], matrix([r[3] for r in rows], self.manifest.dimension)
 
 
-__all__ = ["COMMON", "COMMON_MIN", "EF_SEARCH", "PgQueries", "ef_search", "keyword_sql", "rare_words", "tsquery_text"]
+__all__ = ["COMMON", "COMMON_MIN", "EF_SEARCH", "PgQueries", "ef_search", "keyword_sql", "rare_words", "term_frequency",
+           "tsquery_text"]

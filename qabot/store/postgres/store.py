@@ -31,12 +31,13 @@ from qabot.store.postgres.queries import PgQueries
 log = logging.getLogger(__name__)
 
 _META = "model, dimension, chunk_tokens, chunk_overlap, format_version, created_at, updated_at"
-# The HNSW indexes (as the schema makes them): dropped while a bulk copy loads, built again after it
-# (pgvector builds an index over loaded rows far faster than it inserts row by row), and made again by
-# the next writer if a killed copy left them missing.
+# The HNSW indexes (as the schema makes them, migration 0002): dropped while a bulk copy loads, built again
+# after it (pgvector builds an index over loaded rows far faster than it inserts row by row), and made again
+# by the next writer if a killed copy left them missing.
+_HNSW = "using hnsw (embedding halfvec_ip_ops) with (m = 32, ef_construction = 200)"
 VECTOR_INDEXES = {
-    "chunks_embedding": "create index if not exists chunks_embedding on chunks using hnsw (embedding halfvec_ip_ops)",
-    "sentences_embedding": "create index if not exists sentences_embedding on sentences using hnsw (embedding halfvec_ip_ops)",
+    "chunks_embedding": f"create index if not exists chunks_embedding on chunks {_HNSW}",
+    "sentences_embedding": f"create index if not exists sentences_embedding on sentences {_HNSW}",
 }
 BUILD_MEMORY = "1GB"  # maintenance_work_mem for building them: the graph fits in memory up to a few million rows
 
