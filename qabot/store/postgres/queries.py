@@ -55,16 +55,16 @@ def term_frequency(document: str, query: str) -> str:
 
     ``ts_rank`` of a one-word query is 0.1 * (1 + 1/2² + ... + 1/tf²) / (π²/6) (PostgreSQL's tsrank.c),
     so tf = floor(1 / (π²/6 - 16.449... * rank)) exactly, with no per-position unnest (that made an
-    exact BM25 3x slower at 115k chunks). A hyphenated word is a phrase query, ranked otherwise: 1.
+    exact BM25 3x slower at 115k chunks); a word not there ranks 0, so 0. A hyphenated word is a phrase
+    query, ranked otherwise: 1 if the phrase is there.
     """
-    rank = f"ts_rank({document}, {query})"
-    return (f"case when not {document} @@ {query} then 0 when numnode({query}) > 1 then 1 "
-            f"else greatest(1, floor(1 / (pi() ^ 2 / 6 - 16.4493406685 * {rank}))) end")
+    return (f"case when numnode({query}) > 1 then ({document} @@ {query})::int "
+            f"else floor(1 / (pi() ^ 2 / 6 - 16.4493406685 * ts_rank({document}, {query})))::int end")
 
 
 def keyword_sql(n_words: int) -> str:
     """BM25 ranking of the chunks matching any of ``n_words`` words, best first: rows (id, score);
-    params: each word's tsquery text, all of them OR-ed, the chunks' mean length (tokens), then k.
+    params: each word's tsquery text, the chunks' mean length (tokens), all the words OR-ed, then k.
 
     score = sum over words of idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / mean length)), as FTS5's
     bm25 ranks a folder's chunks (K1 1.2, B 0.75: its constants); idf = ln(1 + (N - n + 0.5) / (n + 0.5))
@@ -72,17 +72,19 @@ def keyword_sql(n_words: int) -> str:
     :func:`term_frequency`, length: the chunk's tokens.
     """
     words = ", ".join(f"to_tsquery('simple', %s) as q{i}" for i in range(n_words))
-    counts = ", ".join(f"count(*) filter (where m.fts @@ w.q{i}) as n{i}" for i in range(n_words))
-    tfs = ", ".join(f"{term_frequency('m.fts', f'w.q{i}')} as tf{i}" for i in range(n_words))
+    tfs = ", ".join(f"{term_frequency('c.fts_simple', f'w.q{i}')} as tf{i}" for i in range(n_words))
+    counts = ", ".join(f"count(*) filter (where s.tf{i} > 0) as n{i}" for i in range(n_words))
     score = " + ".join(f"ln(1 + (t.total - d.n{i} + 0.5) / (d.n{i} + 0.5)) * s.tf{i} * {K1 + 1} / (s.tf{i} + s.norm)"
                        for i in range(n_words))
+    # s is materialised: each word's count is computed once a chunk (an inlined CTE would compute it for every
+    # use), and the words' document counts come from it, not from another pass over the chunks' text.
     return (
         f"with w as (select {words}), "
-        "m as materialized (select id, n_tokens, fts_simple as fts from chunks where fts_simple @@ to_tsquery('simple', %s)), "
-        f"d as (select {counts} from m, w), "
+        f"s as materialized (select c.id, {K1} * (1 - {B} + {B} * c.n_tokens / %s::float8) as norm, {tfs} "
+        "from chunks c, w where c.fts_simple @@ to_tsquery('simple', %s)), "
+        f"d as (select {counts} from s), "
         "t as (select case when reltuples > 0 then reltuples::float8 else (select count(*) from chunks)::float8 end as total "
-        "from pg_class where oid = 'chunks'::regclass), "
-        f"s as (select m.id, {K1} * (1 - {B} + {B} * m.n_tokens / %s::float8) as norm, {tfs} from m, w) "
+        "from pg_class where oid = 'chunks'::regclass) "
         f"select s.id, {score} as score from s, d, t order by score desc, s.id limit %s"
     )
 
@@ -201,7 +203,7 @@ class PgQueries:
             each = [t for t in (tsquery_text([word]) for word in kept) if t is not None]
             if not each:
                 return []
-            rows = self._all(keyword_sql(len(each)), [*each, " | ".join(each), mean_length, k])
+            rows = self._all(keyword_sql(len(each)), [*each, mean_length, " | ".join(each), k])
         except psycopg.Error as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             first = message not in self._fts_errors
