@@ -75,6 +75,42 @@ def test_an_empty_database_holds_no_index_until_an_indexer_creates_it(pg_url):
         assert schema.migrate(conn, dimension=8) == [], "a migration is applied once"
 
 
+def test_an_index_from_before_migration_0002_is_upgraded_by_its_next_writer_while_readers_answer(pg_url):
+    from tests.test_store_contract import ITEMS, _add
+
+    with _store(pg_url) as store:
+        _add(store, ITEMS)
+    with psycopg.connect(pg_url) as conn:  # as migration 0001 left an index
+        for table in ("chunks", "sentences"):
+            conn.execute(f"drop index {table}_embedding")
+            conn.execute(f"create index {table}_embedding on {table} using hnsw (embedding halfvec_ip_ops)")
+        conn.execute("delete from qabot_migrations where name = '0002_hnsw_recall'")
+    with pytest.raises(StoreError, match="needs migrations 0002_hnsw_recall; run `qabot index ARCHIVE --index URL`"):
+        PgStore.open(PgUrl(pg_url))
+    holder = psycopg.connect(pg_url)  # a writer's open transaction on sentences holds the rebuild half-way
+    holder.execute("lock table sentences in row exclusive mode")
+    writer = threading.Thread(target=lambda: _store(pg_url).close())
+    writer.start()
+    try:
+        deadline = time.monotonic() + 30
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            while not watch.execute("select count(*) from pg_locks where not granted and relation = 'sentences'::regclass").fetchone()[0]:
+                assert time.monotonic() < deadline, "the migration never reached the sentences"
+                time.sleep(0.05)
+        with psycopg.connect(pg_url, options="-c statement_timeout=3000") as reader:  # not blocked meanwhile
+            query = "[" + ",".join(["0.35"] * 8) + "]"
+            assert len(reader.execute("select id from chunks order by embedding <#> %s::halfvec limit 3", [query]).fetchall()) == 3
+            assert reader.execute("select count(*) from sentences").fetchone()[0] > 0
+    finally:
+        holder.rollback()
+        holder.close()
+        writer.join(60)
+    with psycopg.connect(pg_url) as conn:
+        definitions = [d for (d,) in conn.execute("select indexdef from pg_indexes where indexname like '%%embedding%%' order by 1")]
+    assert len(definitions) == 2 and all("m='32', ef_construction='200'" in d for d in definitions), definitions
+    PgStore.open(PgUrl(pg_url)).close()
+
+
 def test_other_settings_are_refused(pg_url):
     _store(pg_url).close()
     with pytest.raises(IndexMismatchError, match="chunk_tokens 200"):

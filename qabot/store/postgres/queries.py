@@ -55,7 +55,7 @@ def term_frequency(document: str, query: str) -> str:
 
     ``ts_rank`` of a one-word query is 0.1 * (1 + 1/2² + ... + 1/tf²) / (π²/6) (PostgreSQL's tsrank.c),
     so tf = floor(1 / (π²/6 - 16.449... * rank)) exactly, with no per-position unnest (that made an
-    exact BM25 3x slower at 115k chunks); a word not there ranks 0, so 0. A hyphenated word is a phrase
+    exact BM25 2.3x slower at 115k chunks); a word not there ranks 0, so 0. A hyphenated word is a phrase
     query, ranked otherwise: 1 if the phrase is there.
     """
     return (f"case when numnode({query}) > 1 then ({document} @@ {query})::int "
