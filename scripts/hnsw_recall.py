@@ -8,8 +8,8 @@
 
 The archive's sentences (as the indexer cuts them: chunks_for, sentences_for; each distinct text
 once) are embedded with the configured model, as many as ``--sentences``, and loaded into a
-table of ``halfvec`` with the HNSW index a qabot index uses (inner product, pgvector's defaults
-m 16, ef_construction 64). For two sets of queries, the questions of ``--squad`` (off the
+table of ``halfvec`` with the HNSW index a qabot index uses (inner product, m 32, ef_construction
+200; ``--m`` and ``--ef-construction`` try others). For two sets of queries, the questions of ``--squad`` (off the
 archive's topics) and sentences of later articles that were not loaded (on its topics, as
 questions), the script compares the HNSW top k with the exact top k (a full scan): at k 10 and
 at the k an ``ask`` fetches (50 chunks, 150 sentences), each at pgvector's default breadth 40
@@ -38,6 +38,7 @@ from qabot.indexer import chunks_for, sentences_for
 from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import embedder_for
 from qabot.store.postgres.queries import ef_search
+from qabot.store.postgres.store import HNSW_EF_CONSTRUCTION, HNSW_M
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ask import read_questions
@@ -74,8 +75,8 @@ def embedded(texts: list[str], embedder, cache: Path | None) -> np.ndarray:
     return vectors
 
 
-def load(conn: psycopg.Connection, vectors: np.ndarray, *, m: int | None, ef_construction: int | None) -> dict[str, float]:
-    """The table and its HNSW index, as a qabot index makes them (or with other build parameters); seconds taken."""
+def load(conn: psycopg.Connection, vectors: np.ndarray, *, m: int, ef_construction: int) -> dict[str, float]:
+    """The table and its HNSW index, built with ``m`` and ``ef_construction``; seconds taken."""
     conn.execute(f"drop table if exists {TABLE}")
     conn.execute(f"create table {TABLE} (id integer primary key, embedding halfvec({vectors.shape[1]}) not null)")
     started = time.perf_counter()
@@ -85,12 +86,11 @@ def load(conn: psycopg.Connection, vectors: np.ndarray, *, m: int | None, ef_con
             copy.write_row([i, HalfVector(vector)])
     loaded = time.perf_counter()
     conn.execute("set maintenance_work_mem = '1GB'")
-    options = {name: value for name, value in (("m", m), ("ef_construction", ef_construction)) if value is not None}
-    using = f" with ({', '.join(f'{k} = {v}' for k, v in options.items())})" if options else ""
-    conn.execute(f"create index on {TABLE} using hnsw (embedding halfvec_ip_ops){using}")
+    conn.execute(f"create index on {TABLE} using hnsw (embedding halfvec_ip_ops) with (m = {int(m)}, ef_construction = {int(ef_construction)})")
     conn.execute(f"analyze {TABLE}")
     conn.commit()
-    return {"load_s": round(loaded - started, 1), "index_build_s": round(time.perf_counter() - loaded, 1), **options}
+    return {"load_s": round(loaded - started, 1), "index_build_s": round(time.perf_counter() - loaded, 1), "m": m,
+            "ef_construction": ef_construction}
 
 
 def nearest(conn: psycopg.Connection, query: np.ndarray, k: int, ef: int | None) -> tuple[list[int], float]:
@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="keep the sentence vectors in this .npy file (a hash of the texts is added to its name)")
     parser.add_argument("--k", type=int, nargs="+", default=[10, 50, 150], help="hits wanted (default: 10, and what an ask fetches: 50 150)")
     parser.add_argument("--ef", type=int, nargs="*", help="search breadths to try (default: pgvector's 40 and qabot's for each k)")
-    parser.add_argument("--m", type=int, help="HNSW build parameter m (default: pgvector's, 16, as qabot builds)")
-    parser.add_argument("--ef-construction", type=int, help="HNSW build parameter (default: pgvector's, 64, as qabot builds)")
+    parser.add_argument("--m", type=int, default=HNSW_M, help=f"HNSW build parameter (default: qabot's, {HNSW_M}; pgvector's is 16)")
+    parser.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
+                        help=f"HNSW build parameter (default: qabot's, {HNSW_EF_CONSTRUCTION}; pgvector's is 64)")
     args = parser.parse_args(argv)
 
     embedder = embedder_for(Settings.load())

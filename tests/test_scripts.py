@@ -251,7 +251,7 @@ def test_hnsw_recall_compares_the_schemas_hnsw_index_with_exact_search(tmp_path,
     args = [str(archive), "--sentences", "120", "--held-out", "10", "--store-url", pg_url, "--squad", str(squad),
             "--cache", str(tmp_path / "vectors.npy"), "--k", "5", "10"]
     result = json.loads(_run("hnsw_recall.py", *args, env=env, cwd=tmp_path).stdout)
-    assert result["sentences"] == 120 and result["index_build_s"] >= 0
+    assert result["sentences"] == 120 and result["index_build_s"] >= 0 and (result["m"], result["ef_construction"]) == (32, 200)
     assert result["archive_sentences_as_questions"]["queries"] == 10 and result["squad_questions"]["queries"] == 5
     measured = result["squad_questions"]["at"]
     assert [(m["k"], m["ef_search"]) for m in measured] == [(5, 40), (5, 400), (10, 40), (10, 400)]
