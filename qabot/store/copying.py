@@ -3,8 +3,9 @@
 Nothing is re-embedded: articles, chunks and sentences are read from the source in batches with
 their stored vectors and written through the destination's own ``add`` (a folder: one new
 generation, published at the end; PostgreSQL: one transaction per batch, the HNSW indexes built
-once at the end, or by the next writer if the copy is killed). The destination must be new or empty; its settings (model, dimension, chunker) are the source's. Copying from a folder
-whose vectors are in an IVF index reads the vectors that index stores (float16 scalars).
+once at the end, or by the next writer if the copy is killed). The destination must be new or
+empty; its settings (model, dimension, chunker) are the source's. Copying from a folder whose
+vectors are in an IVF index reads the vectors that index stores (float16 scalars).
 """
 
 from __future__ import annotations
