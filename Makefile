@@ -39,8 +39,12 @@ run: sample
 lint: install
 	$(BIN)/ruff check qabot tests scripts
 
+# One pytest-xdist worker per core (each with one math thread: tests/conftest.py); a module's tests share a
+# worker. TEST_WORKERS=0 runs them in this one process, as plain `pytest` does.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: lint model browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Debian's chromium and chromium-driver for the web page's browser test (tests/test_api_browser.py).
 # Installed only when missing, and only as root with apt-get; otherwise the reason is printed

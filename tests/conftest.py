@@ -1,9 +1,18 @@
-"""Shared fixtures: the real provisioned model, a tiny deterministic embedder, sample indexes."""
+"""Shared fixtures: the real provisioned model, a tiny deterministic embedder, sample indexes; and how
+`make test` spreads the tests over pytest-xdist workers."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+
+# Under pytest-xdist (`make test` runs one worker per core): one math thread per worker, for its
+# subprocesses too. Workers that each start a thread per core fight over the cores (measured: two
+# torch processes at two threads each ran ~5x slower each). Set before torch or FAISS is imported.
+if (_workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT")) is not None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(_workers))))
+
 import shutil
 import time
 from dataclasses import replace
@@ -124,9 +133,21 @@ def news_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
     Far more chunks than the rerank pool, so the dense leg, the keyword leg and their fusion
     each have to do their job for the right article to come first.
     """
-    root = tmp_path_factory.mktemp("news")
+    # Under xdist the workers share one build: the first builds it (under a lock), the rest read it.
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else tmp_path_factory.getbasetemp()
+    root = shared / "news"
+    with (shared / "news.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way
+            _build_news_index(root, e5)
+            (root / "built").touch()
+    return root / "index"
+
+
+def _build_news_index(root: Path, e5) -> None:
     archive = root / "archive"
-    archive.mkdir()
+    archive.mkdir(parents=True)
     # JSONL keeps the reader's ids (the corpus line numbers) for the chosen articles.
     with (archive / "10kgnad.jsonl").open("w", encoding="utf-8") as out:
         for article in news_articles():
@@ -134,12 +155,10 @@ def news_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
     for seed in sample_archive().iterdir():
         if seed.suffix == ".txt":
             shutil.copy(seed, archive / seed.name)
-    folder = root / "index"
     started = time.perf_counter()
-    report = build_index(archive, folder, embedder=e5)
+    report = build_index(archive, root / "index", embedder=e5)
     print(f"\nnews_index: {report.articles_indexed} articles, {report.chunks_total} chunks in {time.perf_counter() - started:.1f}s")
     assert report.articles_indexed == NEWS_COUNT + 1
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +168,28 @@ def news_retriever(news_index: Path, e5):
     retriever = Retriever(Store.open(news_index, model=e5.name), e5)
     yield retriever
     retriever.close()
+
+
+# Order: the longest module (the quality gate) first, then the modules sharing the news index, so
+# under `make test` (pytest-xdist, `--dist loadfile --no-loadscope-reorder`: a module's tests stay
+# on one worker) the long ones do not run alone at the end. Without xdist this is only the order.
+FIRST = ("test_quality_gate", "news")
+NEWS_FIXTURES = {"news_index", "news_retriever"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def module(item: pytest.Item) -> str:
+        return Path(item.nodeid.split("::")[0]).stem
+
+    news = {module(item) for item in items if NEWS_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get("news" if module(item) in news else module(item), len(rank)))  # stable
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the tables tests recorded with ``record_property("summary", text)`` (the quality gate's):
+    a worker's own output never reaches the terminal under xdist, its reports' properties do."""
+    for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
+        for name, text in report.user_properties:
+            if name == "summary":
+                terminalreporter.write_line(str(text))

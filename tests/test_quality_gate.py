@@ -85,13 +85,13 @@ def folder_run(tmp_path_factory, e5, model_cache_dir):
     return json.loads(out.read_text(encoding="utf-8")), per_question, inputs
 
 
-def test_dev_set_quality_meets_the_thresholds(folder_run, capsys):
+def test_dev_set_quality_meets_the_thresholds(folder_run, record_property):
     report = folder_run[0]
     settings = report["settings"]
-    with capsys.disabled():
-        print(f"\nquality gate (XQuAD dev, {settings['indexed_articles']} paragraphs, {settings['chunks']} chunks, "
-              f"{settings['sentences']} sentences, index built in {settings['index_build_seconds']} s):")
-        print(_evaluate_script().table(report))
+    # printed at the end of the run by conftest.pytest_terminal_summary, pass or fail
+    record_property("summary", f"\nquality gate (XQuAD dev, {settings['indexed_articles']} paragraphs, {settings['chunks']} chunks, "
+                    f"{settings['sentences']} sentences, index built in {settings['index_build_seconds']} s):\n"
+                    + _evaluate_script().table(report))
     assert report["en"]["n"] == report["de"]["n"] == 632
     failed = shortfalls(report, THRESHOLDS)
     assert not failed, "quality gate: " + "; ".join(failed)
@@ -106,7 +106,7 @@ PG_QUESTIONS = 300
 PG_SLACK = 0.01
 
 
-def test_dev_set_quality_on_postgres_matches_the_folder(folder_run, pg_url, e5, capsys, tmp_path, monkeypatch):
+def test_dev_set_quality_on_postgres_matches_the_folder(folder_run, pg_url, e5, record_property, tmp_path, monkeypatch):
     _, per_question, inputs = folder_run
     for name in [n for n in os.environ if n.startswith("QABOT_")]:
         monkeypatch.delenv(name)
@@ -117,9 +117,8 @@ def test_dev_set_quality_on_postgres_matches_the_folder(folder_run, pg_url, e5, 
     assert code == 0
     on_pg = json.loads(out.read_text(encoding="utf-8"))
     assert on_pg["settings"]["store"] == "postgresql"
-    with capsys.disabled():
-        print(f"\nquality gate on PostgreSQL (the first {PG_QUESTIONS} questions of each language):")
-        print(_evaluate_script().table(on_pg))
+    record_property("summary", f"\nquality gate on PostgreSQL (the first {PG_QUESTIONS} questions of each language):\n"
+                    + _evaluate_script().table(on_pg))
     for language in ("de", "en"):
         same = [r for r in per_question if r["language"] == language][:PG_QUESTIONS]
         folder = {"recall@1": sum(r["rank"] == 1 for r in same) / len(same), "sentence_hit@1": sum(r["hit"] for r in same) / len(same)}
