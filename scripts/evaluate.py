@@ -34,13 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -66,176 +64,28 @@ from qabot.store import Store, is_index
 from qabot.store.copying import copy_index
 from qabot.store.opening import exists, open_reader
 
-SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
-WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ)
-RECALL_AT = (1, 5, 10, 50)
-MRR_K = 10
-HALVES = ("A", "B")  # A: even article index in the SQuAD file's ``data``, B: odd
 INPUTS_NAME = "eval-inputs.json"  # in a kept index folder: what it was built from
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling eval_metrics, also when loaded by path
 
-@dataclass(frozen=True)
-class Gold:
-    """One SQuAD question: its text, gold paragraph id, answers and half ("A" or "B")."""
-
-    question: str
-    paragraph_id: str
-    answers: tuple[str, ...]
-    half: str
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question: its id, language, text, gold paragraph id and (German) gold answers."""
-
-    id: str
-    language: str
-    text: str
-    paragraph_id: str
-    answers: tuple[str, ...]
-    half: str = "A"
-
-
-@dataclass(frozen=True)
-class Result:
-    """What happened to one question (one line of ``--per-question``)."""
-
-    id: str
-    language: str
-    question: str
-    paragraph_id: str
-    rank: int | None  # 1-based rank of the gold paragraph in search(k=10) (distinct articles), None if not there
-    rank_50: int | None  # the same in search(k=50), which reranks a pool of 50: only for recall@50
-    top_ids: tuple[str, ...]
-    sentence: str | None
-    answers: tuple[str, ...]
-    hit: bool
-    ask_ms: float
-    half: str = "A"
-    reply_source: str | None = None  # with an LLM: "llm" or "extractive" (after refine)
-    llm_kept: int = 0  # the LLM's sentences that passed the citation check
-    llm_sentences: int = 0  # the LLM's sentences in all (0: no call, a failure, or "not in the archive")
-    refine_ms: float | None = None
-
-
-# -- pure functions ---------------------------------------------------------------------
-
-
-def read_squad(data: dict[str, Any]) -> tuple[list[Article], dict[str, Gold]]:
-    """Articles (one per paragraph) and question id -> its Gold from SQuAD JSON; the half is
-    "A" for the questions of an even-numbered article (0-based, in ``data``), "B" for odd."""
-    articles: list[Article] = []
-    questions: dict[str, Gold] = {}
-    for number, entry in enumerate(data["data"]):
-        half = HALVES[number % 2]
-        for index, paragraph in enumerate(entry["paragraphs"]):
-            paragraph_id = f"{entry['title']}#{index}"
-            articles.append(Article(id=paragraph_id, title=entry["title"].replace("_", " "), text=paragraph["context"]))
-            for qa in paragraph["qas"]:
-                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
-                questions[qa["id"]] = Gold(qa["question"], paragraph_id, answers, half)
-    return articles, questions
-
-
-def distinct(ids: Iterable[str]) -> list[str]:
-    """``ids`` without repeats, first occurrence kept (several chunks of one article rank apart)."""
-    return list(dict.fromkeys(ids))
-
-
-def gold_rank(ranked_ids: Sequence[str], gold: str) -> int | None:
-    """1-based rank of ``gold`` among the distinct ids, or None when it is missing."""
-    ids = distinct(ranked_ids)
-    return ids.index(gold) + 1 if gold in ids else None
-
-
-def recall_at(ranks: Sequence[int | None], k: int) -> float:
-    """Share of questions whose gold paragraph ranked within the top ``k``."""
-    return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
-
-
-def mrr_at(ranks: Sequence[int | None], k: int = MRR_K) -> float:
-    """Mean reciprocal rank, counting ranks beyond ``k`` (or missing) as 0."""
-    return sum(1 / r for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def sentence_hit(sentence: str | None, answers: Iterable[str]) -> bool:
-    """True when any gold answer appears in ``sentence``, ignoring case and runs of whitespace."""
-    if not sentence:
-        return False
-    found = _norm(sentence)
-    return any(_norm(a) and _norm(a) in found for a in answers)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0 < q <= 1) of ``values``; 0.0 when empty."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def summarise(results: Sequence[Result]) -> dict[str, Any]:
-    """The metrics for some results (one language's, or one half of them)."""
-    ranks = [r.rank for r in results]
-    latencies = [r.ask_ms for r in results]
-    n = len(results)
-    return {
-        "n": n,
-        **{f"recall@{k}": round(recall_at(ranks, k), 4) for k in RECALL_AT if k <= SEARCH_K},
-        f"recall@{WIDE_K}": round(recall_at([r.rank_50 for r in results], WIDE_K), 4),
-        f"mrr@{MRR_K}": round(mrr_at(ranks, MRR_K), 4),
-        "sentence_hit@1": round(sum(r.hit for r in results) / n, 4) if n else 0.0,
-        "abstention_rate": round(sum(r.sentence is None for r in results) / n, 4) if n else 0.0,
-        "ask_ms_p50": round(statistics.median(latencies), 1) if latencies else 0.0,
-        "ask_ms_p95": round(percentile(latencies, 0.95), 1),
-        **({"llm": summarise_llm(results)} if any(r.reply_source is not None for r in results) else {}),
-    }
-
-
-def summarise_language(results: Sequence[Result]) -> dict[str, Any]:
-    """One language's metrics overall, and per half under ``halves``."""
-    return {**summarise(results), "halves": {h: summarise([r for r in results if r.half == h]) for h in HALVES}}
-
-
-TABLE_COLUMNS = (
-    ("n", "n", "{}"), ("R@1", "recall@1", "{:.3f}"), ("R@5", "recall@5", "{:.3f}"), ("R@10", "recall@10", "{:.3f}"),
-    ("R@50", "recall@50", "{:.3f}"), ("MRR@10", "mrr@10", "{:.3f}"), ("sent", "sentence_hit@1", "{:.3f}"),
-    ("abst", "abstention_rate", "{:.3f}"), ("p50 ms", "ask_ms_p50", "{:.0f}"), ("p95 ms", "ask_ms_p95", "{:.0f}"),
+from eval_metrics import (
+    SEARCH_K,
+    WIDE_K,
+    Question,
+    Result,
+    distinct,
+    gold_rank,
+    read_squad,
+    sentence_hit,
+    summarise_language,
+    table,
 )
 
-
-def table(report: dict[str, Any]) -> str:
-    """A markdown table of a report's metrics: a row per language and half (all, A, B)."""
-    head = ["lang", "half", *(name for name, _, _ in TABLE_COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for language, metrics in report.items():
-        if language == "settings":
-            continue
-        for half, m in [("all", metrics), *metrics.get("halves", {}).items()]:
-            cells = [language, half, *(fmt.format(m[key]) for _, key, fmt in TABLE_COLUMNS)]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def summarise_llm(results: Sequence[Result]) -> dict[str, Any]:
-    """With an LLM: reply faithfulness (the share of its sentences the check kept), how often its
-    checked reply replaced the extractive one, and what refine cost."""
-    refined = [r for r in results if r.reply_source is not None]
-    sentences = sum(r.llm_sentences for r in refined)
-    costs = [r.refine_ms for r in refined if r.refine_ms is not None]
-    return {
-        "refined": len(refined),
-        "llm_sentences": sentences,
-        "faithfulness": round(sum(r.llm_kept for r in refined) / sentences, 4) if sentences else None,
-        "reply_llm_rate": round(sum(r.reply_source == "llm" for r in refined) / len(refined), 4) if refined else 0.0,
-        "refine_ms_p50": round(statistics.median(costs), 1) if costs else 0.0,
-        "refine_ms_p95": round(percentile(costs, 0.95), 1),
-    }
-
+# Re-exported: the tests and the other evaluation scripts reach the metrics through this script.
+from eval_metrics import Gold as Gold
+from eval_metrics import mrr_at as mrr_at
+from eval_metrics import percentile as percentile
+from eval_metrics import recall_at as recall_at
 
 # -- running ----------------------------------------------------------------------------
 
