@@ -261,3 +261,28 @@ def test_hnsw_recall_compares_the_schemas_hnsw_index_with_exact_search(tmp_path,
     assert again["m"] == 8 and [m["ef_search"] for m in again["squad_questions"]["at"]] == [20, 20]
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("select to_regclass('qabot_hnsw_recall')").fetchone()[0] is None, "the scratch table is dropped"
+
+
+class _WordVectors:
+    """A toy embedder for the translation ablation: each word's vector is given; unknown words are orthogonal."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def embed_queries(self, texts: list[str]):
+        import numpy as np
+
+        rows = [np.array(self.vectors.get(t, [0.0, 0.0, 0.0, 1.0]), dtype=np.float32) for t in texts]
+        return np.stack([r / np.linalg.norm(r) for r in rows])
+
+
+def test_ablate_translation_adds_the_nearest_german_word_above_the_threshold_only():
+    ablation = _script("ablate_translation")
+    model = _WordVectors({"wahl": [1, 0, 0, 0], "election": [0.95, 0.31, 0, 0], "kanzler": [0, 1, 0, 0],
+                          "chancellor": [0, 0.7, 0, 0.714], "merkel": [0, 0, 1, 0]})
+    translator = ablation.Translator(model, ["kanzler", "merkel", "wahl"])
+    # "election" is near "wahl" (0.95), "chancellor" 0.7 from "kanzler"; "merkel" is an archive word as it is
+    assert translator.expand("Which election did Merkel win as chancellor?", 0.9) == ["election", "merkel", "win", "chancellor", "wahl"]
+    assert translator.expand("Which election did Merkel win as chancellor?", 0.5) == [
+        "election", "merkel", "win", "chancellor", "wahl", "kanzler"]
+    assert translator.expand("Which election did Merkel win as chancellor?", 0.99) == ["election", "merkel", "win", "chancellor"]
