@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from importlib.metadata import packages_distributions
 from pathlib import Path
 from types import ModuleType
@@ -286,3 +287,13 @@ def test_ablate_translation_adds_the_nearest_german_word_above_the_threshold_onl
     assert translator.expand("Which election did Merkel win as chancellor?", 0.5) == [
         "election", "merkel", "win", "chancellor", "wahl", "kanzler"]
     assert translator.expand("Which election did Merkel win as chancellor?", 0.99) == ["election", "merkel", "win", "chancellor"]
+
+
+def test_ablate_translation_feedback_words_are_frequent_in_the_top_chunks_and_rare_in_the_archive():
+    ablation = _script("ablate_translation")
+    counts = Counter({"kanzlerin": 2, "regierung": 90, "koalition": 5, "berlin": 50, "lobte": 60})
+    texts = ["Die Kanzlerin lobte die Koalition in Berlin.", "Die Koalition der Regierung in Berlin.", "Kanzlerin Merkel"]
+    # tf x idf over 100 chunks: kanzlerin 2*log(50), koalition 2*log(20), merkel (no count) log(100), berlin 2*log(2),
+    # lobte log(100/60), regierung log(100/90); "die", "der", "in" are stopwords
+    assert ablation.salient_terms(texts, {"merkel"}, counts, 100, 3) == ["kanzlerin", "koalition", "berlin"]
+    assert ablation.salient_terms(texts, set(), counts, 100, 4) == ["kanzlerin", "koalition", "merkel", "berlin"]
