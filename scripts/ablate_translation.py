@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Ablation: does translating an English question's words into the archive's German words help the keyword leg?
+"""Ablation: can the keyword leg help English questions: their words translated into the archive's German words, or fed back?
 
     .venv/bin/python scripts/ablate_translation.py --index /tmp/eval-ix \\
         --de ../shared/eval/xquad-dev/xquad.de.json --en ../shared/eval/xquad-dev/xquad.en.json \\
@@ -29,7 +29,6 @@ hit A 0.695 / 0.702, B 0.739 / 0.743. Both left out of qabot.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import evaluate  # scripts/evaluate.py, beside this script
 import numpy as np
 
 from qabot.answering import rankings
@@ -47,18 +47,6 @@ from qabot.config import Settings
 from qabot.models.embedding import embedder_for
 
 PRF_DOCS = 3  # pseudo-relevance feedback: the top dense chunks whose salient words are added
-
-
-def _evaluate():
-    name = "qabot_evaluate_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("evaluate.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def say(message: str) -> None:
@@ -124,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    evaluate = _evaluate()
     settings = Settings.load()
     embedder = embedder_for(settings)
     _, questions = evaluate.load_questions(args.de, args.en, limit=args.limit)
@@ -134,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     with Retriever.open(args.index, settings=settings, embedder=embedder) as retriever:
         started = time.perf_counter()
         counts, chunks = document_counts(retriever.store)
-        translator = Translator(embedder, sorted(w for w, n in counts.items() if n >= args.min_chunks))
-        say(f"vocabulary: {len(translator.words)} words embedded in {time.perf_counter() - started:.1f} s")
+        words = sorted(w for w, n in counts.items() if n >= args.min_chunks)
+        translator = Translator(embedder, words) if args.min_similarity else None  # embedding the vocabulary takes a while
+        say(f"vocabulary: {len(words)} words{' embedded' if translator else ''} in {time.perf_counter() - started:.1f} s")
         original, original_dense = rankings.keyword_ranking, rankings.dense_ranking
         last_dense: list[tuple[int, float]] = []
 
@@ -160,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = ([] if args.no_baseline else [("baseline", original)]) + [
             *((f"min_similarity {t:g}", translated(t)) for t in args.min_similarity),
             *((f"prf {n} words of {PRF_DOCS} chunks", feedback(n)) for n in args.prf)]
-        report: dict[str, object] = {"vocabulary": len(translator.words)}
+        report: dict[str, object] = {"vocabulary": len(words)}
         rankings.dense_ranking = recording_dense
         try:
             for name, keyword in variants:
@@ -170,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{name}: " + json.dumps({h: {m: halves[h][m] for m in ("recall@1", "recall@10", "sentence_hit@1")} for h in halves}))
         finally:
             rankings.keyword_ranking, rankings.dense_ranking = original, original_dense
-        if args.min_similarity:
+        if translator is not None:
             report["examples"] = {q.text: translator.expand(q.text, min(args.min_similarity)) for q in english[:15]}
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
