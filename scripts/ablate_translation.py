@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             rankings.keyword_ranking, rankings.dense_ranking = original, original_dense
         if translator is not None:
             report["examples"] = {q.text: translator.expand(q.text, min(args.min_similarity)) for q in english[:15]}
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    evaluate.write_report(report, args.output)
     return 0
 
 

@@ -362,11 +362,16 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(table(report), file=sys.stderr)
+    write_report(report, args.output)
+    return 0
+
+
+def write_report(report: dict[str, Any], output: Path | None) -> None:
+    """``report`` as indented JSON on stdout, and into ``output`` when given (this and the ablation scripts)."""
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
-    return 0
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -297,3 +297,36 @@ def test_ablate_translation_feedback_words_are_frequent_in_the_top_chunks_and_ra
     # lobte log(100/60), regierung log(100/90); "die", "der", "in" are stopwords
     assert ablation.salient_terms(texts, {"merkel"}, counts, 100, 3) == ["kanzlerin", "koalition", "berlin"]
     assert ablation.salient_terms(texts, set(), counts, 100, 4) == ["kanzlerin", "koalition", "merkel", "berlin"]
+
+
+def test_ablate_use_blends_a_passages_own_and_its_best_sentences_cosine():
+    import numpy as np
+
+    ablation = _script("ablate_use")
+    question = np.array([1.0, 0.0], dtype=np.float32)
+    passages = np.array([[0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+    sentences = [np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.zeros((0, 2), dtype=np.float32)]
+    assert ablation.use_scores(question, passages, sentences, mode="passage").tolist() == pytest.approx([0.6, 0.8])
+    # the first passage's best sentence (1.0) lifts it above the second, which has no sentence and keeps its own 0.8
+    assert ablation.use_scores(question, passages, sentences, mode="passage+sentence").tolist() == pytest.approx([0.8, 0.8])
+    with pytest.raises(ValueError, match="passage"):
+        ablation.use_scores(question, passages, sentences, mode="sentence")
+
+
+def test_ablate_use_scores_each_text_once_and_weights_the_scores():
+    import numpy as np
+
+    ablation = _script("ablate_use")
+    model = _WordVectors({"Wann landet Putin?": [1, 0, 0, 0], "Putin landet um 11 Uhr in Alaska.": [0.8, 0.6, 0, 0]})
+    calls: list[list[str]] = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return model.embed_queries(texts)
+
+    scorer = ablation.UseScorer(encode, weight=0.5, mode="passage+sentence")
+    passage = "Putin landet um 11 Uhr in Alaska."  # one sentence: passage and best sentence are the same text
+    assert scorer.score("Wann landet Putin?", [passage, passage]).tolist() == pytest.approx([0.4, 0.4])
+    assert scorer.score("Wann landet Putin?", [passage]).tolist() == pytest.approx([0.4])
+    assert sorted(t for call in calls for t in call) == sorted(["Wann landet Putin?", passage])  # each text encoded once
+    assert ablation.added(np.array([0.7, 0.6]), np.array([0.1, 0.3])).tolist() == pytest.approx([0.8, 0.9])
