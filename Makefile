@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 # torch is installed first, pinned to its CPU build from PyTorch's CPU index: an unpinned torch
 # from PyPI would pull GBs of CUDA. With a GPU, override both, e.g.
 #   make install TORCH=torch==2.13.0 TORCH_INDEX=https://download.pytorch.org/whl/cu128
-# (where the index cannot be reached, pip still finds the wheel through its own configuration).
+# Where the index cannot be reached (scripts/reachable.py asks first), pip finds the wheel through its
+# own configuration, without retrying the index for torch and each of its dependencies (~75 s).
 TORCH       ?= torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
@@ -19,7 +20,13 @@ $(BIN)/python:
 # Reinstalls when pyproject.toml or the Makefile (the torch pin) changes.
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" --extra-index-url "$(TORCH_INDEX)"
+	@if $(BIN)/python scripts/reachable.py "$(TORCH_INDEX)"; then \
+		echo '$(BIN)/python -m pip install --quiet "$(TORCH)" --extra-index-url "$(TORCH_INDEX)"'; \
+		$(BIN)/python -m pip install --quiet "$(TORCH)" --extra-index-url "$(TORCH_INDEX)"; \
+	else \
+		echo "install: $(TORCH) from pip's own indexes"; \
+		$(BIN)/python -m pip install --quiet "$(TORCH)"; \
+	fi
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 

@@ -229,6 +229,9 @@ def test_make_installs_the_cpu_build_of_torch_and_a_gpu_user_can_override_it():
     recipe = _make("install")
     assert '"torch==2.13.0+cpu" --extra-index-url "https://download.pytorch.org/whl/cpu"' in recipe
     assert recipe.index("torch==") < recipe.index('-e ".[test]"')
+    # asked first: an index that cannot be reached is left out, not retried for every package
+    assert recipe.index('scripts/reachable.py "https://download.pytorch.org/whl/cpu"') < recipe.index("--extra-index-url")
+    assert '-m pip install --quiet "torch==2.13.0+cpu"\n' in recipe.replace("; \\\n", "\n")
     gpu = _make("install", TORCH="torch==2.13.0", TORCH_INDEX="https://download.pytorch.org/whl/cu128")
     assert '"torch==2.13.0" --extra-index-url "https://download.pytorch.org/whl/cu128"' in gpu
 
@@ -330,3 +333,21 @@ def test_ablate_use_scores_each_text_once_and_weights_the_scores():
     assert scorer.score("Wann landet Putin?", [passage]).tolist() == pytest.approx([0.4])
     assert sorted(t for call in calls for t in call) == sorted(["Wann landet Putin?", passage])  # each text encoded once
     assert ablation.added(np.array([0.7, 0.6]), np.array([0.1, 0.3])).tolist() == pytest.approx([0.8, 0.9])
+
+
+def test_reachable_answers_for_a_listening_host_and_names_the_reason_otherwise():
+    import socket
+
+    reachable = _script("reachable")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert reachable.unreachable(f"http://127.0.0.1:{port}/simple", timeout=5) is None
+    closed = reachable.unreachable(f"http://127.0.0.1:{port}/simple", timeout=5)  # the listener is gone
+    assert closed is not None and closed.startswith(f"127.0.0.1:{port}: ")
+    assert reachable.unreachable("file:///opt/pypi/simple") is None  # local: pip reads it itself
+    assert reachable.unreachable("https:///whl/cpu") == "https:///whl/cpu: no host in the URL"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "reachable.py"), f"http://127.0.0.1:{port}/"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith(f"cannot reach 127.0.0.1:{port}: "), done.stderr
