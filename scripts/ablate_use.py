@@ -22,8 +22,7 @@ sentence is picked as before (USE does not rescore sentences). Everything else i
 This is an experiment: it encodes the pool's chunk and sentence texts with USE at question time,
 which qabot does not do (issue 10: only the question is encoded at question time); built into
 qabot, the USE vectors would be stored at index time beside e5's. The index must be one
-``scripts/evaluate.py --keep-index DIR`` built. R@50 is not measured (one ``search(k=10)`` per
-question). Prints per setting and language: recall@1/@5 and sentence hit, per half.
+``scripts/evaluate.py --keep-index DIR`` built. R@50 is not measured (no ``search(k=50)``). Prints per setting and language: recall@1/@5 and sentence hit, per half.
 
 Measured (2026-12-02, the 120 dev paragraphs alone, fp32, 2 cores; A = even articles, B = odd):
 
@@ -142,22 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     variants: list[tuple[str, UseScorer | None]] = [] if args.no_baseline else [("qabot", None)]
     variants += [(f"+ {w:g} x USE {mode}", UseScorer(encode, weight=w, mode=mode)) for mode in args.modes for w in args.weights]
     report: dict[str, dict[str, object]] = {}
-    original_blend, original_wide = ranking.blend_reranker, evaluate.WIDE_K
+    original_blend = ranking.blend_reranker
     with Retriever.open(args.index, settings=settings, embedder=embedder_for(settings)) as retriever:
         retriever.rerank_pool = retriever.rerank  # the same pool as without a reranker
         retriever._rerank_sentences = lambda question, ranked: ranked  # USE does not rescore answer sentences
-        ranking.blend_reranker, evaluate.WIDE_K = added, evaluate.SEARCH_K  # type: ignore[assignment]
+        ranking.blend_reranker = added  # type: ignore[assignment]
         try:
             for name, scorer in variants:
                 retriever.reranker = scorer
                 for language in args.languages:
-                    summary = evaluate.summarise_language(evaluate.ask_all(retriever, questions[language], k=settings.top_k))
+                    summary = evaluate.summarise_language(evaluate.ask_all(retriever, questions[language], k=settings.top_k, wide_k=None))
                     halves = summary["halves"]
                     report.setdefault(name, {})[language] = {h: {m: halves[h][m] for m in ("recall@1", "recall@5", "sentence_hit@1")}
                                                              for h in halves}
                     say(f"{name} {language}: {json.dumps(report[name][language])}")
         finally:
-            ranking.blend_reranker, evaluate.WIDE_K = original_blend, original_wide
+            ranking.blend_reranker = original_blend
     evaluate.write_report(report, args.output)
     return 0
 

@@ -242,8 +242,9 @@ def in_postgres(index_dir: Path, url: PgUrl) -> dict[str, Any]:
     return {"store": "postgresql", "copy_seconds": round(time.perf_counter() - started, 2)}
 
 
-def ask_all(retriever: Retriever, questions: list[Question], *, k: int) -> list[Result]:
-    """Ask every question (timed), then rank it with ``search(k=10)`` and ``search(k=50)``."""
+def ask_all(retriever: Retriever, questions: list[Question], *, k: int, wide_k: int | None = WIDE_K) -> list[Result]:
+    """Ask every question (timed), then rank it with ``search(k=10)`` and ``search(k=wide_k)``
+    (for recall@50; ``wide_k`` None: not ranked, ``rank_50`` None)."""
     from tqdm import tqdm
 
     results = []
@@ -258,7 +259,7 @@ def ask_all(retriever: Retriever, questions: list[Question], *, k: int) -> list[
         answer = retriever.ask(q.text, k=k)
         elapsed = 1000 * (time.perf_counter() - started)
         ranked = distinct(p.article_id for p in retriever.search(q.text, k=SEARCH_K))
-        wide = distinct(p.article_id for p in retriever.search(q.text, k=WIDE_K))
+        wide = distinct(p.article_id for p in retriever.search(q.text, k=wide_k)) if wide_k else []
         llm = _refined(retriever, answer) if retriever.llm is not None and answer.found else {}
         results.append(Result(
             id=q.id, language=q.language, question=q.text, paragraph_id=q.paragraph_id,

@@ -316,3 +316,34 @@ def test_without_an_llm_there_is_no_llm_report(tmp_path, capsys):
     assert evaluate.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache")], embedder=HashEmbedder()) == 0
     report = json.loads(capsys.readouterr().out)
     assert "llm" not in report["de"] and report["settings"]["models"]["llm"] is None
+
+
+class _RecordingRetriever:
+    """Stands in for a Retriever in ask_all: answers every question from one article, records each search's k."""
+
+    embedder = None
+    llm = None
+
+    def __init__(self) -> None:
+        self.searches: list[int] = []
+
+    def ask(self, text: str, *, k: int):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(sentence="Der Rhein ist 1233 Kilometer lang.", found=True)
+
+    def search(self, text: str, *, k: int):
+        from types import SimpleNamespace
+
+        self.searches.append(k)
+        return [SimpleNamespace(article_id="Rhein_Fluss#0")]
+
+
+def test_ask_all_ranks_wide_for_recall_at_50_unless_told_not_to():
+    question = evaluate.Question(id="q1", language="de", text=GERMAN[0][1], paragraph_id="Rhein_Fluss#0", answers=("1233 Kilometer",))
+    retriever = _RecordingRetriever()
+    [result] = evaluate.ask_all(retriever, [question], k=5)
+    assert retriever.searches == [10, 50] and (result.rank, result.rank_50, result.hit) == (1, 1, True)
+    retriever = _RecordingRetriever()
+    [result] = evaluate.ask_all(retriever, [question], k=5, wide_k=None)
+    assert retriever.searches == [10] and (result.rank, result.rank_50) == (1, None)
