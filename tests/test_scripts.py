@@ -268,7 +268,7 @@ def test_hnsw_recall_compares_the_schemas_hnsw_index_with_exact_search(tmp_path,
 
 
 class _WordVectors:
-    """A toy embedder for the translation ablation: each word's vector is given; unknown words are orthogonal."""
+    """A toy embedder for the ablation scripts' tests: each text's vector is given; unknown texts are orthogonal."""
 
     def __init__(self, vectors: dict[str, list[float]]) -> None:
         self.vectors = vectors
@@ -310,7 +310,7 @@ def test_ablate_use_blends_a_passages_own_and_its_best_sentences_cosine():
     passages = np.array([[0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
     sentences = [np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.zeros((0, 2), dtype=np.float32)]
     assert ablation.use_scores(question, passages, sentences, mode="passage").tolist() == pytest.approx([0.6, 0.8])
-    # the first passage's best sentence (1.0) lifts it above the second, which has no sentence and keeps its own 0.8
+    # the first passage's best sentence (1.0) lifts it from 0.6 level with the second, which has no sentence and keeps its 0.8
     assert ablation.use_scores(question, passages, sentences, mode="passage+sentence").tolist() == pytest.approx([0.8, 0.8])
     with pytest.raises(ValueError, match="passage"):
         ablation.use_scores(question, passages, sentences, mode="sentence")
