@@ -61,6 +61,39 @@ def test_hash_embedder_is_deterministic_and_normalised() -> None:
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-6)
 
 
+def _hashed_feature_by_feature(text: str, dimension: int) -> np.ndarray:
+    """HashEmbedder's documented features, added one by one (as it did before it cached each word's)."""
+    import hashlib
+    import re
+
+    vec = np.zeros(dimension)
+
+    def add(feature: str, weight: float) -> None:
+        value = int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+        vec[value % dimension] += weight if (value >> 63) & 1 else -weight
+
+    for word in re.findall(r"\w+", text.lower()):
+        add("w:" + word, 1.0)
+        padded = f" {word} "
+        for n in (3, 4):
+            for i in range(len(padded) - n + 1):
+                add(f"c{n}:" + padded[i : i + n], 0.5)
+    if not vec.any():
+        add("<empty>", 1.0)
+    return (vec / np.linalg.norm(vec)).astype(np.float32)
+
+
+def test_hash_embedder_cached_words_give_the_feature_by_feature_vectors() -> None:
+    texts = [LANDING, "Ünïcödé straße STRASSE, Straße!", "Punkt 7 der Tagesordnung und Punkt 8 der Tagesordnung", "", "a a"]
+    for dimension in (256, 7):
+        emb = HashEmbedder(dimension=dimension)
+        first = emb.embed_passages(texts)
+        again = emb.embed_queries(list(reversed(texts)))[::-1]  # every word cached by now
+        np.testing.assert_array_equal(first, again)
+        for text, row in zip(texts, first):
+            np.testing.assert_array_equal(row, _hashed_feature_by_feature(text, dimension), err_msg=f"{text!r} at {dimension}")
+
+
 def test_hash_embedder_scores_shared_words_higher() -> None:
     emb = HashEmbedder()
     query = emb.embed_queries(["Wann landet Putin in Alaska?"])[0]

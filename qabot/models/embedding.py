@@ -179,6 +179,7 @@ class HashEmbedder:
 
     def __init__(self, *, dimension: int = 256) -> None:
         self.dimension = dimension
+        self._words: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # a word's (buckets, signed weights)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """One hashed vector per text; float32 (n, dim), L2-normalised."""
@@ -201,27 +202,44 @@ class HashEmbedder:
         return out
 
     def _vector(self, text: str) -> np.ndarray:
-        vec = np.zeros(self.dimension, dtype=np.float64)
-        words = re.findall(r"\w+", text.lower())
-        for word in words:
-            self._add(vec, "w:" + word, 1.0)
-            padded = f" {word} "  # so that prefixes and suffixes are n-grams of their own
-            for n in (3, 4):
-                for i in range(len(padded) - n + 1):
-                    self._add(vec, f"c{n}:" + padded[i : i + n], 0.5)
-        if not words:
-            self._add(vec, "<empty>", 1.0)  # a fixed unit vector, so every row stays normalised
+        # Weights are 1 and 0.5, so every partial sum is exact in float64: summing word by word
+        # (each word's features hashed once, then cached) gives the same vector as feature by feature.
+        features = [self._features(word) for word in re.findall(r"\w+", text.lower())]
+        if features:
+            vec = np.bincount(np.concatenate([b for b, _ in features]), np.concatenate([w for _, w in features]),
+                              minlength=self.dimension)
+        else:
+            vec = self._fixed()  # a fixed unit vector, so every row stays normalised
         norm = np.linalg.norm(vec)
         if norm == 0.0:  # every feature cancelled out: fall back to the fixed vector
-            self._add(vec, "<empty>", 1.0)
+            vec = self._fixed()
             norm = np.linalg.norm(vec)
         return (vec / norm).astype(np.float32)
 
-    def _add(self, vec: np.ndarray, feature: str, weight: float) -> None:
+    def _features(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """The word itself and the character 3- and 4-grams of `` word ``, as buckets and signed weights."""
+        found = self._words.get(word)
+        if found is None:
+            padded = f" {word} "  # so that prefixes and suffixes are n-grams of their own
+            names = [("w:" + word, 1.0)] + [(f"c{n}:" + padded[i : i + n], 0.5) for n in (3, 4) for i in range(len(padded) - n + 1)]
+            hashed = [self._bucket(name, weight) for name, weight in names]
+            found = (np.array([b for b, _ in hashed], dtype=np.intp), np.array([w for _, w in hashed], dtype=np.float64))
+            if len(self._words) >= 1 << 18:  # bounded: an archive's vocabulary, not every word ever seen
+                self._words.clear()
+            self._words[word] = found
+        return found
+
+    def _fixed(self) -> np.ndarray:
+        bucket, weight = self._bucket("<empty>", 1.0)
+        vec = np.zeros(self.dimension, dtype=np.float64)
+        vec[bucket] = weight
+        return vec
+
+    def _bucket(self, feature: str, weight: float) -> tuple[int, float]:
         digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
         value = int.from_bytes(digest, "little")
         # the sign bit keeps colliding features from only ever adding up
-        vec[value % self.dimension] += weight if (value >> 63) & 1 else -weight
+        return value % self.dimension, (weight if (value >> 63) & 1 else -weight)
 
     def __repr__(self) -> str:
         return f"HashEmbedder(dimension={self.dimension})"
