@@ -217,11 +217,12 @@ class HashEmbedder:
         return (vec / norm).astype(np.float32)
 
     def _features(self, word: str) -> tuple[np.ndarray, np.ndarray]:
-        """The word itself and the character 3- and 4-grams of `` word ``, as buckets and signed weights."""
+        """The word itself and the character 3- and 4-grams of the word with a space each side, as buckets and signed weights."""
         found = self._words.get(word)
         if found is None:
             padded = f" {word} "  # so that prefixes and suffixes are n-grams of their own
-            names = [("w:" + word, 1.0)] + [(f"c{n}:" + padded[i : i + n], 0.5) for n in (3, 4) for i in range(len(padded) - n + 1)]
+            grams = [f"c{n}:" + padded[i : i + n] for n in (3, 4) for i in range(len(padded) - n + 1)]
+            names = [("w:" + word, 1.0)] + [(gram, 0.5) for gram in grams]
             hashed = [self._bucket(name, weight) for name, weight in names]
             found = (np.array([b for b, _ in hashed], dtype=np.intp), np.array([w for _, w in hashed], dtype=np.float64))
             if len(self._words) >= 1 << 18:  # bounded: an archive's vocabulary, not every word ever seen
