@@ -7,16 +7,38 @@ production settings cannot reach the HashEmbedder (``QABOT_MODEL=hash-test`` is 
     python tests/fake_model_cli.py --log-level INFO index ARCHIVE --index DIR
 
 In-process tests (click's CliRunner) get the same swap from :func:`use_hash_embedder`.
+With ``FAKE_MODEL_SECONDS_PER_TEXT`` set, embedding also sleeps that long per passage, as a real
+model spends its time: the kill tests need a run whose middle (writing the new generation) is
+most of it, not the interpreter's start-up.
 """
 
 from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
 
 from qabot.models import embedding
 from qabot.models.embedding import Embedder, HashEmbedder
 
 
+class _PacedHashEmbedder(HashEmbedder):
+    """The HashEmbedder, taking ``seconds`` per passage it embeds."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def embed_passages(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        time.sleep(self.seconds * len(texts))
+        return super().embed_passages(texts, batch_size=batch_size, show_progress=show_progress)
+
+
 def _hash_embedder(settings: object, model: str | None = None) -> Embedder:
-    return HashEmbedder()
+    seconds = float(os.environ.get("FAKE_MODEL_SECONDS_PER_TEXT", "0"))
+    return _PacedHashEmbedder(seconds) if seconds > 0 else HashEmbedder()
 
 
 def use_hash_embedder(monkeypatch: object) -> None:
