@@ -7,8 +7,9 @@ multilingual-e5-small's cosines sit between ~0.7 and ~0.9. It is used in two pla
 - **Answer sentences** (always, with a reranker): the ``RERANK_SENTENCES`` best candidates by
   the bi-encoder's blend (:func:`qabot.answering.picking.rank`) are read by the reranker and
   ranked by ``(1 - SENTENCE_RERANKER_WEIGHT) * blend + SENTENCE_RERANKER_WEIGHT * reranker``
-  (:func:`rescore_best`); only those can be the answer. The passage holding the winner is
-  cited first (:func:`lead_with`). Few sentences of ~40 tokens: cheap enough for a CPU.
+  (:func:`rescore_best`); only those can be the answer. :func:`lead_with` can cite the
+  winner's passage first (measured and off: ``LEAD_WITH_ANSWER`` in the retriever). Few
+  sentences of ~40 tokens: cheap enough for a CPU.
 - **Passages** (``QABOT_RERANK_POOL`` > 0): the fused pool's passages, by
   ``(1 - RERANKER_WEIGHT) * bi-encoder + RERANKER_WEIGHT * reranker`` (:func:`blend_reranker`;
   the keyword bonus is added on top). Passages are ~200 tokens: costly on a CPU.
