@@ -44,7 +44,12 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 # Questions the bi-encoder alone answers wrongly and the built-in reranker rightly (measured with
 # the shipped adapter; see the README's reranker section).
-RERANKER_FIXES: list[str] = []  # filled below from the measured run
+# Measured 2026-12-05 (2 cores, bf16): bi-encoder 14/20, with qabot-reranker 17/20, no question lost.
+RERANKER_FIXES: list[str] = [
+    "Wie viel Datenvolumen enthält der Tarif B-free Premium?",
+    "What is the maximum data throughput of the new A1 tariff?",
+    "Who scored the goals for AS Roma against Genoa?",
+]
 
 
 def _answers(retriever: Retriever) -> dict[str, bool]:
@@ -72,4 +77,5 @@ def test_the_builtin_reranker_answers_more_hand_written_questions(both):
     right, before = sum(reranked.values()), sum(plain.values())
     print(f"\nhand-written questions answered: bi-encoder {before}/{len(QUESTIONS)}, with qabot-reranker {right}/{len(QUESTIONS)}")
     assert right > before
+    assert not [q for q in plain if plain[q] and not reranked[q]], "a question the bi-encoder answered is lost"
     assert all(reranked[q] and not plain[q] for q in RERANKER_FIXES), {q: (plain[q], reranked[q]) for q in RERANKER_FIXES}
