@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train qabot's reranker: LoRA + a one-logit head on multilingual-e5-small, from public QA data.
 
-    .venv/bin/python scripts/train_reranker.py [--data ../shared/corpora/qa] [--out qabot/data/reranker] \\
+    .venv/bin/python scripts/train_reranker.py [--data ../shared/corpora/qa] [--out qabot/adapters/reranker] \\
         [--questions 12000] [--negatives 3] [--passage-share 0.15] [--loss listwise|bce] [--rank 16] \\
         [--epochs 1] [--max-length 96] [--prefixes] [--seed 13] [--budget-minutes 60] [--work /tmp/qabot-train]
 
@@ -257,7 +257,7 @@ def _cpu_bf16() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/corpora/qa")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "qabot/data/reranker")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "qabot/adapters/reranker")
     parser.add_argument("--base", type=Path, help="the model folder to adapt (default: multilingual-e5-small, built if missing)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/qabot-train"), help="cache of mined embeddings")
     parser.add_argument("--questions", type=int, default=12000)

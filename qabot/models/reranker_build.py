@@ -1,6 +1,6 @@
 """qabot's own reranker: a LoRA adapter shipped in the package, merged into a CrossEncoder folder offline.
 
-The adapter (``qabot/data/reranker/adapter.safetensors``, a few MB, trained by
+The adapter (``qabot/adapters/reranker/adapter.safetensors``, a few MB, trained by
 ``scripts/train_reranker.py``; its card is MODEL_CARD.md beside it) holds, for every adapted
 linear layer of multilingual-e5-small, the low-rank pair ``{module}.lora_A`` (rank x in) and
 ``{module}.lora_B`` (out x rank), plus the whole pooler and one-logit head. ``reranker.json``
@@ -45,13 +45,13 @@ FORMAT_VERSION = 1
 # Every layer's attention (query, key, value, output) and feed-forward (intermediate, output) matrices.
 LORA_TARGETS = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
                 r"|intermediate\.dense|output\.dense)")
-REPAIR = ("reinstall qabot (`pip install --force-reinstall .` in its checkout, or `git checkout qabot/data/reranker`), "
+REPAIR = ("reinstall qabot (`pip install --force-reinstall .` in its checkout, or `git checkout qabot/adapters/reranker`), "
           "then run `qabot model install`")
 
 
 def adapter_dir() -> Path:
-    """Where the package keeps the adapter, its config and card."""
-    return Path(str(importlib.resources.files("qabot.data") / "reranker"))
+    """Where the package keeps the adapter, its config and card (``qabot/adapters/reranker``)."""
+    return Path(str(importlib.resources.files("qabot") / "adapters" / "reranker"))
 
 
 def default_reranker_dir(cache_dir: Path) -> Path:
