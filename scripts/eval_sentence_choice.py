@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_metrics import HALVES, sentence_hit
+from evaluate import write_report
 
 from qabot.answering import picking
 from qabot.config import Settings
@@ -140,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             report[f"w{w:g}"] = summarise(items, [int(np.argmax((1 - w) * b + w * c)) for b, c in zip(bi, cross)])
     if args.abstention:
         report["abstention"] = abstention(items, questions, vectors, embedder, reranker)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.output)
     return 0
 
 

@@ -31,6 +31,7 @@ import platform
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -193,7 +194,7 @@ def train(args: argparse.Namespace) -> dict:
     card = {
         "command": " ".join(sys.argv), "seed": args.seed, "data": checksums,
         "questions_read": len(questions), "questions_used": len(chosen),
-        "questions_by_source": _count(q.source for q in chosen), "groups": kinds,
+        "questions_by_source": dict(Counter(q.source for q in chosen)), "groups": kinds,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "steps_done": step + 1, "steps_planned": steps, "pairs_seen": pairs_seen, "loss_curve": curve,
         "wall_seconds": round(time.monotonic() - started, 1), "train_seconds": round(time.monotonic() - train_started, 1),
@@ -239,13 +240,6 @@ def _batch_loss(model, tokenizer, batch: list[Group], args: argparse.Namespace):
                 labels[0] = 1.0
                 total.append(torch.nn.functional.binary_cross_entropy_with_logits(piece, labels))
     return torch.stack(total).mean()
-
-
-def _count(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def _cpu_bf16() -> bool:
