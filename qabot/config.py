@@ -137,8 +137,14 @@ class Settings:
         for f in fields(self):
             problem = _problem(f.name, getattr(self, f.name))
             if problem:
-                shown = "***" if f.metadata.get("secret") else repr(given[f.name])
+                shown = "***" if f.metadata.get("secret") else redact(repr(given[f.name]))
                 raise ConfigError(f"{f.metadata['env']}={shown}: {problem}")
+
+    def __repr__(self) -> str:
+        # The dataclass's repr, but a URL setting's credentials (QABOT_LLM_URL=http://user:password@host/v1)
+        # masked: settings get logged and printed whole.
+        shown = ", ".join(f"{f.name}={redact(repr(getattr(self, f.name)))}" for f in fields(self))
+        return f"Settings({shown})"
 
     @property
     def model_cache_dir(self) -> Path:

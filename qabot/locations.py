@@ -2,6 +2,8 @@
 
 Pure (imports nothing of qabot): parsing and redaction only; connecting is
 :mod:`qabot.store.postgres.connection`. Settings, the CLI and the store all use it.
+:func:`redact` masks the credentials of any other URL too (``http://user:password@host/v1``,
+an LLM behind a proxy with basic auth), so one function makes every message safe to show.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 SCHEMES = ("postgresql://", "postgres://")
 _PASSWORD_IN_TEXT = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 _PASSWORD_PARAM = re.compile(r"((?:^|[?&\s])password=)[^&\s]*", re.IGNORECASE)
+# Any other URL's user information goes whole: a user name alone is often the secret there
+# (https://TOKEN@host). It ends at the last "@" before a "/", so a stray "#" or "?" in a
+# password still falls inside the mask (masking too much only shortens a log line).
+_USERINFO_IN_URL = re.compile(r"\b((?!postgres(?:ql)?://)[a-z][a-z0-9+.-]*://)[^/\s]*@", re.IGNORECASE)
 
 
 def is_postgres_url(value: object) -> bool:
@@ -22,8 +28,10 @@ def is_postgres_url(value: object) -> bool:
 
 
 def redact(text: str) -> str:
-    """``text`` with every PostgreSQL URL's password (and any ``password=`` parameter) replaced by ``***``."""
-    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD_IN_TEXT.sub(r"\1***@", text))
+    """``text`` with every PostgreSQL URL's password (and any ``password=`` parameter) replaced by ``***``,
+    and every other URL's ``user:password@`` by ``***@``."""
+    text = _USERINFO_IN_URL.sub(r"\1***@", _PASSWORD_IN_TEXT.sub(r"\1***@", text))
+    return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

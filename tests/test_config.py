@@ -158,3 +158,16 @@ def test_llm_and_api_keys_are_secrets():
         Settings.from_env({"QABOT_API_KEYS": "good-long-api-key-0001,oops"})
     assert "good-long-api-key-0001" not in str(info.value) and "oops" not in str(info.value)
     assert Settings(api_keys="key-from-python-0000001").api_keys == (Secret("key-from-python-0000001"),)
+
+
+@pytest.mark.parametrize("variable", ["QABOT_LLM_URL", "QABOT_TELEGRAM_API_URL"])
+def test_credentials_in_a_url_setting_never_show(variable):
+    """http://user:password@host/... (a proxy with basic auth): not in repr, str or an error message."""
+    user, password = "proxy-user-4711", "proxy-pass-s3cr3t"
+    s = Settings.from_env({variable: f"https://{user}:{password}@llm.example.org/v1"})
+    shown = repr(s) + str(s)
+    assert user not in shown and password not in shown and "https://***@llm.example.org/v1" in shown
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: f"ftp://{user}:{password}@llm.example.org/v1"})
+    message = str(info.value)
+    assert message.startswith(f"{variable}=") and user not in message and password not in message, message

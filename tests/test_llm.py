@@ -113,6 +113,31 @@ def test_each_kind_of_failure_is_logged_once_and_the_key_never(fake, caplog):
     assert KEY not in shown and KEY[:12] not in shown
 
 
+def test_credentials_in_the_llm_url_show_in_no_log_record_repr_or_error(fake, caplog):
+    """QABOT_LLM_URL=http://user:password@host/v1 (a proxy with basic auth): the credentials go to
+    the server as HTTP Basic auth, as httpx always sent them, and nowhere else: not in the WARNING
+    a failure logs at the default level, nor in openai's or httpx's own lines at DEBUG, nor in a
+    repr or an error message."""
+    import base64
+
+    caplog.set_level(logging.DEBUG)  # every logger at every level
+    user, password = "proxy-user-4711", "proxy-pass-s3cr3t"
+    url = fake.base_url.replace("http://", f"http://{user}:{password}@")
+    settings = Settings.from_env({"QABOT_LLM_URL": url, "QABOT_LLM_MODEL": "fake-model"})
+    client = LLMClient(settings.llm_url or "", "fake-model", api_key=settings.llm_api_key, timeout=2)
+    assert client.try_complete(HI) is None  # the fake wants its bearer key: refused, and logged as a WARNING
+    with pytest.raises(LLMError) as caught:
+        client.complete(HI)
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert fake.requests[-1].headers["authorization"] == f"Basic {basic}"  # the proxy still gets them
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "qabot.models.llm"]
+    assert warning and "***@127.0.0.1" in warning[0], warning
+    shown = [caplog.text, *(r.getMessage() for r in caplog.records), *(repr(r.args) for r in caplog.records),
+             repr(client), repr(settings), str(settings), str(caught.value), repr(LLMAnswerer(client, _NoEmbedder()))]  # type: ignore[arg-type]
+    for text in shown:
+        assert user not in text and password not in text and basic not in text, text
+
+
 class _NoEmbedder:
     name = "none"
 

@@ -12,20 +12,26 @@ key, an unknown model) or ``"bad_reply"`` (not JSON, no choices, no text). ``try
 logs the first failure of each kind as a warning and later ones at DEBUG, so a server that
 is down costs one log line, not one per question. The API key lives in a
 :class:`~qabot.config.Secret`; it is handed to the client and nowhere else: not in a repr,
-a log line or an error message.
+a log line or an error message. Credentials in the base URL (``http://user:password@host/v1``,
+a proxy with basic auth) are taken out of it and sent as the ``Authorization: Basic`` header
+(what httpx made of them, and what such a proxy wants); every message shows the URL as
+``http://***@host/v1``, and the openai and httpx loggers never see them.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from qabot.config import Secret
 from qabot.errors import QabotError
+from qabot.locations import redact
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +73,18 @@ class LLMClient:
         import openai  # imported here: only a configured LLM needs it
 
         key = api_key if isinstance(api_key, Secret) else Secret(api_key or "")
-        self.base_url = base_url.rstrip("/")
+        plain, basic = split_credentials(base_url.rstrip("/"))
+        self.base_url = redact(base_url.rstrip("/"))  # for messages and repr: credentials masked
         self.model = model
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_retry_after = max_retry_after
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key.get() or NO_KEY, timeout=timeout,
-                                     max_retries=max_retries)
+        # The openai client gets the URL without credentials (it and httpx log request URLs at
+        # INFO/DEBUG); a header it is given wins over its own bearer header, as httpx's basic auth did.
+        headers = {"Authorization": basic.get()} if basic else None
+        self._client = openai.OpenAI(base_url=plain, api_key=key.get() or NO_KEY, timeout=timeout,
+                                     max_retries=max_retries, default_headers=headers)
         self._logged: set[str] = set()
         self._logged_lock = threading.Lock()
 
@@ -149,6 +159,18 @@ class LLMClient:
             log.warning("%s; answering without the LLM (logged once per kind of failure)", exc)
         else:
             log.debug("%s", exc)
+
+
+def split_credentials(url: str) -> tuple[str, Secret]:
+    """``url`` without its ``user:password@``, and the ``Basic ...`` header value they make
+    (an empty Secret when the URL has none). Percent-escapes in them are decoded, as httpx does."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, Secret("")
+    host = parts.netloc.rsplit("@", 1)[1]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    basic = Secret("Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii"))
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), basic
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
