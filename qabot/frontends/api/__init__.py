@@ -4,6 +4,7 @@
 ``auth``                bearer keys (hashed, compared in constant time), key ids, the loopback rule
 ``limits``              rate limits, body and question size limits, the one-line request log
 ``openai_compat``       /v1/models and /v1/chat/completions (plain and server-sent events)
+``markdown``            archive text made inert inside the chat reply's Markdown, links http(s) only
 ``server.serve``        uvicorn with the index opened first and a graceful drain on SIGTERM
 ``page.html``           the chat page at ``GET /``: one HTML file, plain JS, no build step
 """

@@ -3,8 +3,9 @@
 The last user message is the question; earlier user messages make a follow-up whole through the
 shared conversation logic (:func:`~qabot.answering.conversation.expand_followup`), so the API is
 stateless: the client's history is the conversation. The reply's content is Markdown: the answer
-with ``[n]`` markers, then a short numbered source list (title, date, link); the full Answer
-object rides along in the extra field ``qabot`` (``completion.model_extra["qabot"]`` in the
+with ``[n]`` markers, then a short numbered source list (title, date, link), everything from the
+archive escaped (:mod:`~qabot.frontends.api.markdown`): a title with ``<script>`` in it is
+shown, not run, in a client that renders Markdown with HTML; the full Answer object rides along in the extra field ``qabot`` (``completion.model_extra["qabot"]`` in the
 ``openai`` client), so programs need not parse Markdown.
 
 ``stream: true`` answers with server-sent events as OpenAI does: a first chunk with the role,
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qabot.answering.conversation import expand_followup
 from qabot.documents import Answer
+from qabot.frontends.api.markdown import escape, link
 from qabot.links import text_fragment_url
 
 MODEL_ID = "qabot"
@@ -75,15 +77,11 @@ def question_of(messages: list[ChatMessage]) -> tuple[str, str | None]:
     return messages[-1].text(), previous
 
 
-def _md(text: str) -> str:
-    """Text safe inside a Markdown link label."""
-    return re.sub(r"([\[\]\\*_`])", r"\\\1", " ".join(text.split()))
-
-
 def render_markdown(answer: Answer) -> str:
-    """The answer with its [n] marker, then the numbered sources (title linked, date)."""
+    """The answer with its [n] marker, then the numbered sources (title linked, date); whatever
+    came from the archive is escaped, and a link only ever goes to an http(s) URL."""
     if answer.found:
-        reply = answer.reply or ""
+        reply = escape(answer.reply or "", keep_markers=answer.reply_source == "llm")
         if answer.reply_source == "extractive":
             reply += f" [{(answer.passage_index or 0) + 1}]"
         blocks = [reply, "**Sources**"]
@@ -92,11 +90,11 @@ def render_markdown(answer: Answer) -> str:
     lines = []
     for number, passage in enumerate(answer.passages, start=1):
         url = text_fragment_url(passage.url, answer.sentence if number - 1 == answer.passage_index else None)
-        title = _md(passage.title or passage.article_id)
-        lines.append(f"{number}. " + (f"[{title}](<{url}>)" if url else title) + (f" — {passage.date}" if passage.date else ""))
+        dated = f" — {escape(passage.date)}" if passage.date else ""
+        lines.append(f"{number}. {link(passage.title or passage.article_id, url)}{dated}")
     if lines:
         blocks.append("\n".join(lines))
-    blocks.extend(f"_{_md(note)}_" for note in answer.notes)
+    blocks.extend(f"_{escape(note)}_" for note in answer.notes)
     return "\n\n".join(blocks)
 
 
