@@ -9,7 +9,8 @@
 
 It speaks the real wire format: ``POST /bot<token>/<method>`` with form, multipart or JSON
 bodies (PTB sends form fields with nested objects JSON-encoded), answering
-``{"ok": true, "result": ...}`` with proper Message objects. Every call is recorded; the
+``{"ok": true, "result": ...}`` with proper Message objects. Every call is recorded (a getUpdates
+call's ``allowed_updates`` among its params, though every queued update is delivered); the
 next N calls of a method can be made to fail (500, 429 with ``retry_after``, any status
 with a description) or to hang past the client's timeout. HTML in ``parse_mode=HTML``
 messages is checked like Telegram does (known tags, balanced), and so is the 4096 limit.
@@ -187,8 +188,13 @@ class FakeBotApi:
             return len(self._failures.get(method, []))
 
     def push_message(self, text: str, *, user_id: int, chat_id: int | None = None, chat_type: str = "private",
-                     language_code: str | None = "en", reply_to_bot: bool = False) -> int:
-        """Queue a text message from user ``user_id`` (chat = the user's private chat unless given)."""
+                     language_code: str | None = "en", reply_to_bot: bool = False, edited: bool = False) -> int:
+        """Queue a text message from user ``user_id`` (chat = the user's private chat unless given).
+
+        ``edited``: queue it as an ``edited_message`` update instead (an earlier message whose
+        text the user changed). It is delivered whatever ``allowed_updates`` says, as Telegram
+        does with updates created before a getUpdates call changed that setting.
+        """
         user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}", "language_code": language_code}
         if language_code is None:
             del user["language_code"]
@@ -201,6 +207,9 @@ class FakeBotApi:
         if reply_to_bot:
             message["reply_to_message"] = {"message_id": self._message_id(), "date": int(time.time()), "chat": chat,
                                            "from": self.bot_user, "text": "an earlier answer"}
+        if edited:
+            message["edit_date"] = int(time.time())
+            return self._push({"edited_message": message})
         return self._push({"message": message})
 
     def push_callback(self, data: str, *, user_id: int, chat_id: int | None = None, message_id: int = 1,
@@ -374,6 +383,10 @@ def _decode(params: dict[str, Any]) -> dict[str, Any]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung request never blocks shutdown
+    # listen()'s backlog (socketserver's default is 5): a bot answering dozens of updates at
+    # once opens that many connections, and the ones past the backlog were reset (httpx
+    # ReadError, then retried), which Telegram does not do
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):  # clients closing keep-alive connections is normal
