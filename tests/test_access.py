@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
 from qabot.config import Settings
 from qabot.frontends.access import (
     AccessPolicy,
+    Admission,
     RateLimiter,
     RedactingFilter,
     ResultStore,
@@ -57,6 +59,60 @@ def test_users_have_their_own_buckets():
     limiter = RateLimiter(1, 1, clock=Clock())
     assert limiter.try_acquire(1) == 0.0 and limiter.try_acquire(1) > 0
     assert limiter.try_acquire(2) == 0.0
+
+
+def test_a_flood_is_told_once_then_nothing_until_the_window_opens():
+    clock = Clock()
+    limiter = RateLimiter(6, 2, clock=clock)  # one token every 10 s
+    assert [limiter.admit(1) for _ in range(2)] == [Admission(), Admission()]
+    told = limiter.admit(1)
+    assert not told.allowed and told.tell and told.wait == pytest.approx(10.0)
+    quiet = [limiter.admit(1) for _ in range(47)]
+    assert not any(a.allowed or a.tell for a in quiet)
+    clock.now += 4
+    assert limiter.admit(1) == Admission(wait=pytest.approx(6.0), tell=False)  # still the same window
+    clock.now += 6
+    assert limiter.admit(1).allowed  # the window opened and was used...
+    again = limiter.admit(1)
+    assert not again.allowed and again.tell  # ...so the next flood is told once again
+    assert not limiter.admit(1).tell
+
+
+def test_being_told_is_per_user():
+    limiter = RateLimiter(1, 1, clock=Clock())
+    assert limiter.admit(1).allowed and limiter.admit(1).tell and not limiter.admit(1).tell
+    assert limiter.admit(2).allowed and limiter.admit(2).tell
+    assert limiter.try_acquire(1) > 0  # try_acquire (the HTTP API's) shares the buckets
+
+
+def test_a_told_user_whose_bucket_filled_up_is_forgotten_with_it():
+    clock = Clock()
+    limiter = RateLimiter(60, 1, clock=clock, max_keys=2)
+    limiter.admit(1)
+    assert limiter.admit(1).tell
+    clock.now += 5  # user 1's bucket is full again: nothing left to remember about them
+    limiter.admit(2)
+    limiter.admit(3)
+    assert 1 not in limiter._buckets and len(limiter._buckets) == 2
+    assert limiter.admit(1).allowed and limiter.admit(1).tell
+
+
+def test_admit_is_atomic_across_threads():
+    limiter = RateLimiter(1, 5, clock=Clock())  # a frozen clock: no refill during the run
+    results: list[Admission] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        mine = [limiter.admit(1) for _ in range(500)]
+        with lock:
+            results.extend(mine)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(a.allowed for a in results) == 5 and sum(a.tell for a in results) == 1
 
 
 def test_the_limiter_forgets_full_buckets_when_it_has_too_many():

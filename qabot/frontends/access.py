@@ -4,7 +4,9 @@ No I/O here; only ``protect_logs`` touches global state (logger levels and filte
 and only the bot's entry point calls it.
 
 ``AccessPolicy``   default-deny allowlist of user ids and chat ids (``allow_all`` opens it)
-``RateLimiter``    a token bucket per user, with an injectable clock for tests
+``RateLimiter``    a token bucket per user, with an injectable clock for tests; ``admit`` also
+                   says whether to tell the user to wait (once per window) or to say nothing
+``Admission``      what ``admit`` decided for one message: go on, tell, or stay quiet
 ``ResultStore``    results kept server-side under short ids (Telegram's callback_data is
                    at most 64 bytes), with an expiry and a size bound
 ``RedactingFilter`` a logging filter that replaces a secret (the bot token) in every record
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -52,12 +55,30 @@ class AccessPolicy:
         return user_id is not None and chat_id is not None and chat_id in self.allowed_chats
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What :meth:`RateLimiter.admit` decided for one try: go on, or wait ``wait`` seconds.
+
+    ``tell`` is True for the first refused try after the key last went through: the one to
+    answer with "slow down". The tries refused after it get ``tell=False``: say nothing, so
+    that a flood of N messages gets ``burst`` answers and one "slow down", not N replies.
+    """
+
+    wait: float = 0.0  # seconds until a token is free; 0.0 when allowed
+    tell: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.wait == 0.0
+
+
 class RateLimiter:
     """One token bucket per key: ``burst`` questions at once, refilled at ``per_minute``.
 
     ``clock`` returns seconds (monotonic); tests pass a fake one. At most ``max_keys``
     buckets are kept: full buckets are dropped first, since a full bucket is the same
-    as a missing one.
+    as a missing one (and its "told" mark is stale: its window has opened). A lock makes
+    each try atomic, for callers on threads; on the event loop nothing in it awaits.
     """
 
     def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic, max_keys: int = 10_000) -> None:
@@ -67,24 +88,34 @@ class RateLimiter:
         self.burst = float(burst)
         self.clock = clock
         self.max_keys = max_keys
-        self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._buckets: dict[int, tuple[float, float, bool]] = {}  # key -> (tokens, at, told since the last token)
+        self._lock = threading.Lock()
+
+    def admit(self, key: int) -> Admission:
+        """Take one token for ``key``, or say how long to wait and whether to tell them so.
+
+        The "told" mark is cleared only when a try goes through, i.e. once the window has
+        opened and the key used it; the next over-limit try is then told again.
+        """
+        with self._lock:
+            now = self.clock()
+            tokens, at, told = self._buckets.get(key, (self.burst, now, False))
+            tokens = min(self.burst, tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now, False)
+                self._prune(now)  # only a try that goes through can add a key: a new bucket is full
+                return Admission()
+            self._buckets[key] = (tokens, now, True)
+            return Admission(wait=(1.0 - tokens) / self.rate, tell=not told)
 
     def try_acquire(self, key: int) -> float:
         """Take one token for ``key``: 0.0 when allowed, else the seconds until one is free."""
-        now = self.clock()
-        tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            self._prune(now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return self.admit(key).wait
 
     def _prune(self, now: float) -> None:
         if len(self._buckets) <= self.max_keys:
             return
-        for key, (tokens, at) in list(self._buckets.items()):
+        for key, (tokens, at, _) in list(self._buckets.items()):
             if tokens + (now - at) * self.rate >= self.burst:
                 del self._buckets[key]
         while len(self._buckets) > self.max_keys:  # all busy: forget the oldest (dicts keep order)
