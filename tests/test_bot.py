@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+from telegram import Update
+from telegram.ext import Application, TypeHandler
 
 from qabot.answering.retriever import Retriever
 from qabot.config import Secret, Settings
@@ -297,22 +299,88 @@ def test_allow_all_opens_the_bot(api):
     run(scenario())
 
 
-def test_a_burst_from_one_user_is_slowed_down_while_others_are_served(api):
-    stub = Stub()
-    app = build_application(settings_for(api, rate_burst=2, rate_per_minute=1), stub, timeout=2.0)
+class FakeClock:
+    """The limiter's clock, moved by the test: a window opens without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def handled(app: Application) -> list[Update]:
+    """The updates the bot has finished with, as they finish.
+
+    PTB runs one update's handler groups one after another, so this handler in group 1 sees
+    an update once the bot's own handler (group 0) is done with it, answered or not.
+    """
+    done: list[Update] = []
+
+    async def record(update: Update, context: Any) -> None:
+        done.append(update)
+
+    app.add_handler(TypeHandler(Update, record), group=1)
+    return done
+
+
+def test_a_flood_gets_its_burst_answered_one_slow_down_and_then_silence(api):
+    """50 quick messages from one user got 50 replies, 48 of them "slow down": the bot amplified the flood."""
+    stub, clock = Stub(), FakeClock()
+    app = build_application(settings_for(api, rate_burst=2, rate_per_minute=6), stub, timeout=2.0)
+    app.bot_data["qabot"].limiter.clock = clock  # one token every 10 s of this clock
+    done = handled(app)
+
+    async def flood(count: int) -> None:
+        before = len(done)
+        for i in range(count):
+            api.push_message(f"question {i}", user_id=ALICE)
+        await api.until(lambda: len(done) >= before + count)
+
+    def seen() -> tuple[int, int, int]:
+        """(answers, "slow down"s, "typing"s) in ALICE's chat."""
+        texts = [text_of(c) for c in api.replies(ALICE)]
+        typing = [c for c in api.calls_to("sendChatAction") if int(c.params["chat_id"]) == ALICE]
+        return sum(t.startswith("Stub answer") for t in texts), sum("Please wait" in t for t in texts), len(typing)
 
     async def scenario() -> None:
         async with running(app):
-            for i in range(5):
-                api.push_message(f"question {i}", user_id=ALICE)
-            await api.until(lambda: len(api.replies(ALICE)) == 5)
-            texts = [text_of(c) for c in api.replies(ALICE)]
-            assert sum(t.startswith("Stub answer") for t in texts) == 2
-            assert sum("Please wait" in t for t in texts) == 3
-            assert text_of((await ask(api, "my turn?", user=BOB))[0]).startswith("Stub answer")
+            await flood(50)
+            answers, slow_downs, typing = seen()
+            assert (answers, slow_downs, len(api.replies(ALICE))) == (2, 1, 3)
+            assert typing <= answers  # nor any "typing…" for the ones not answered
+            assert "Please wait 10 s" in next(text_of(c) for c in api.replies(ALICE) if "Please wait" in text_of(c))
+            assert text_of((await ask(api, "my turn?", user=BOB))[0]).startswith("Stub answer")  # BOB is not slowed
+            clock.now += 10  # the window opens: one more question, then the next flood is told once again
+            await flood(5)
+            answers, slow_downs, _ = seen()
+            assert (answers, slow_downs, len(api.replies(ALICE))) == (3, 2, 5)
 
     run(scenario())
-    assert len(stub.asked) == 3
+    assert len(stub.asked) == 4
+
+
+def test_a_flood_of_button_presses_is_answered_in_the_presses_not_in_the_chat(api):
+    """Each press is answered (the client spins until then), but over the limit only the first
+    answer says to wait (an alert); the others are empty, and nothing reaches the chat."""
+    app = build_application(settings_for(api, rate_burst=2, rate_per_minute=6), Stub(), timeout=2.0)
+    app.bot_data["qabot"].limiter.clock = FakeClock()
+    done = handled(app)
+
+    async def scenario() -> None:
+        async with running(app):
+            reply = (await ask(api, "first?"))[0]
+            more = reply.params["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+            for _ in range(20):
+                api.push_callback(more, user_id=ALICE)
+            await api.until(lambda: len(done) >= 21)
+
+    run(scenario())
+    answers = api.calls_to("answerCallbackQuery")
+    told = [c for c in answers if c.params.get("text")]
+    assert len(answers) == 20 and len(told) == 1
+    assert "Please wait 10 s" in told[0].params["text"] and told[0].params["show_alert"] in ("true", True)
+    assert [text_of(c) for c in api.replies(ALICE)][1:] == [TEXTS["en"]["no_more"]]  # the one press within the limit
 
 
 def test_too_long_and_empty_questions_get_a_kind_reply_and_no_retrieval(api):

@@ -1,11 +1,16 @@
 """The Telegram bot: thin async handlers around the Retriever, wired in :func:`build_application`.
 
-A question travels: update -> access check -> length check -> rate limit -> follow-up
+A question travels: update -> rate limit -> access check -> length check -> follow-up
 expansion (:class:`~qabot.answering.conversation.Conversation`, per user and chat) ->
 ``Retriever.ask`` in a worker thread (never on the event loop) -> HTML reply
 (telegram_format.py) with "Sources"/"More" buttons whose results wait server-side under
 short ids (access.py). Bot API calls are retried on network errors, timeouts and 429s
 (telegram_api.py); anything else reaches the error handler, which logs it and tells the user.
+
+A flood is never answered message for message: every message and button press that would
+make the bot send something takes a token from the sender's bucket first (access.py), and
+over the limit the sender is told once when to try again, then nothing is sent until their
+window opens.
 
 The index folder is watched (reloading.py): when ``manifest.json`` changes (a rebuild), the
 Retriever is reopened before the next question, with the model the manifest names; the old
@@ -32,7 +37,7 @@ from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Answer, Passage
 from qabot.errors import ConfigError, QabotError
-from qabot.frontends.access import AccessPolicy, RateLimiter, ResultStore, protect_logs
+from qabot.frontends.access import AccessPolicy, Admission, RateLimiter, ResultStore, protect_logs
 from qabot.frontends.reloading import IndexOpener, RetrieverHolder
 from qabot.frontends.telegram_api import call_api, edit, make_bot, send, show_typing
 from qabot.frontends.telegram_format import (
@@ -83,15 +88,14 @@ class BotState:
                 self._title = (retriever, await asyncio.to_thread(newest_title, retriever))
             return self._title[1]
 
-    async def refusal(self, question: str, user_id: int, lang: str) -> str | None:
-        """Why ``question`` is not asked (empty, too long, asking too fast), or None to ask it."""
+    async def refusal(self, question: str, lang: str) -> str | None:
+        """Why ``question`` is not asked (empty, too long), or None to ask it."""
         if not question:
             return ask_me(lang, await self.newest_title())
         limit = self.settings.max_question_chars
         if len(question) > limit:
             return t(lang, "too_long", length=len(question), limit=limit)
-        wait = self.limiter.try_acquire(user_id)
-        return t(lang, "slow_down", seconds=math.ceil(wait)) if wait > 0 else None
+        return None
 
     def log_question(self, user_id: int, chat_id: int, question: str) -> None:
         if self.settings.log_messages:
@@ -157,10 +161,16 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     action, _, key = (query.data or "").partition(":")
     shown = state.results.get(key)
     lang = shown.lang if shown else detect_language(query.from_user.language_code)
+    # Every press is answered, once (the client shows a spinner on the button until then), in
+    # the answer itself rather than in the chat: a refusal, or the wait once per window, or
+    # nothing (an empty answer shows nothing). Only a press that sends messages takes a token.
     if not state.access.allows(query.from_user.id, update.effective_chat.id):
         await call_api(query.answer, t(lang, "refused", user_id=query.from_user.id), show_alert=True)
     elif shown is None:
         await call_api(query.answer, t(lang, "expired"), show_alert=True)
+    elif not (admission := state.limiter.admit(query.from_user.id)).allowed:
+        told = _slow_down(query.from_user.id, admission, lang) if admission.tell else None
+        await call_api(query.answer, told, show_alert=told is not None)
     else:
         await call_api(query.answer)
         await (_more(update, context, shown) if action == "more" else _sources(update, context, shown))
@@ -179,15 +189,33 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- what the handlers share ------------------------------------------------------------------
 
 
-async def _admitted(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> bool:
-    """True when the sender may ask; else they are told their id (for the operator) and nothing runs."""
-    user, chat = update.effective_user, update.effective_chat
-    if _state(context).access.allows(user.id if user else None, chat.id if chat else None):
+async def _admitted(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, *,
+                    quote: Message | None = None) -> bool:
+    """True when the sender may go on: within their rate limit, and allowed to ask.
+
+    The limit comes first, so that refusals cannot be flooded out of the bot either: over it,
+    the sender is told once when to try again (quoting ``quote``), then nothing is sent until
+    their window opens. Someone not allowed is told their id (for the operator); nothing runs.
+    """
+    state, user, chat = _state(context), update.effective_user, update.effective_chat
+    if user is None or chat is None:  # nobody to limit, nowhere to answer
+        return False
+    admission = state.limiter.admit(user.id)
+    if not admission.allowed:
+        if admission.tell:
+            await send(context, chat.id, _slow_down(user.id, admission, lang), quote=quote)
+        return False
+    if state.access.allows(user.id, chat.id):
         return True
-    log.info("refused user %s in chat %s", user.id if user else None, chat.id if chat else None)
-    if chat is not None and user is not None:
-        await send(context, chat.id, t(lang, "refused", user_id=user.id))
+    log.info("refused user %s in chat %s", user.id, chat.id)
+    await send(context, chat.id, t(lang, "refused", user_id=user.id))
     return False
+
+
+def _slow_down(user_id: int, admission: Admission, lang: str) -> str:
+    """The one "slow down" of a window (logged: the refused tries after it are not)."""
+    log.info("user %s is over the rate limit; told to wait %.0f s, quiet until then", user_id, admission.wait)
+    return t(lang, "slow_down", seconds=math.ceil(admission.wait))
 
 
 async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
@@ -196,11 +224,11 @@ async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
     if user is None or chat is None:
         return
     lang = detect_language(user.language_code, question)
-    if not await _admitted(update, context, lang):
-        return
     quote = update.effective_message if chat.type != ChatType.PRIVATE else None
+    if not await _admitted(update, context, lang, quote=quote):
+        return
     state.log_question(user.id, chat.id, question)
-    if (refusal := await state.refusal(question, user.id, lang)) is not None:
+    if (refusal := await state.refusal(question, lang)) is not None:
         return await send(context, chat.id, refusal, quote=quote)
     async with show_typing(context, chat.id), state.retrievers.use() as retriever:
         turn = await asyncio.to_thread(state.conversation.ask, question, chat=(chat.id, user.id),
@@ -245,9 +273,6 @@ async def _sources(update: Update, context: ContextTypes.DEFAULT_TYPE, shown: Sh
 
 async def _more(update: Update, context: ContextTypes.DEFAULT_TYPE, shown: Shown) -> None:
     state, chat_id = _state(context), update.effective_chat.id  # type: ignore[union-attr]
-    wait = state.limiter.try_acquire(update.effective_user.id)  # type: ignore[union-attr]
-    if wait > 0:
-        return await send(context, chat_id, t(shown.lang, "slow_down", seconds=math.ceil(wait)))
     async with show_typing(context, chat_id), state.retrievers.use() as retriever:
         passages = await asyncio.to_thread(retriever.search, shown.question, shown.shown + state.settings.top_k)
     fresh = tuple(passages[shown.shown:])
