@@ -17,6 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -32,7 +33,7 @@ from qabot.config import Secret, Settings
 from qabot.documents import Answer, Passage
 from qabot.errors import ConfigError
 from qabot.frontends.access import protect_logs
-from qabot.frontends.bot import RetrieverHolder, build_application
+from qabot.frontends.bot import POLL_TIMEOUT, RetrieverHolder, build_application, poll
 from qabot.frontends.cli import sample_archive
 from qabot.frontends.reloading import IndexOpener
 from qabot.frontends.telegram_format import TEXTS
@@ -360,6 +361,26 @@ def test_a_flood_gets_its_burst_answered_one_slow_down_and_then_silence(api):
     assert len(stub.asked) == 4
 
 
+def test_an_edited_message_is_not_answered(api):
+    """PTB's MessageHandler and CommandHandler take edited messages by default, and Telegram can
+    still deliver them after allowed_updates excluded them (updates created before that call)."""
+    stub = Stub()
+    app = build_application(settings_for(api), stub, timeout=2.0)
+    done = handled(app)
+
+    async def scenario() -> None:
+        async with running(app):
+            for text in ("When does Putin land?", "/ask When does Putin land?", "/start"):
+                api.push_message(text, user_id=ALICE, edited=True)
+            await api.until(lambda: len(done) >= 3)
+            assert [u.edited_message is not None for u in done] == [True] * 3  # delivered, and handled...
+            assert api.replies(ALICE) == [] and api.calls_to("sendChatAction") == []  # ...by saying nothing
+            assert text_of((await ask(api, "and now?"))[0]).startswith("Stub answer to and now?")
+
+    run(scenario())
+    assert stub.asked == ["and now?"]
+
+
 def test_a_flood_of_button_presses_is_answered_in_the_presses_not_in_the_chat(api):
     """Each press is answered (the client spins until then), but over the limit only the first
     answer says to wait (an alert); the others are empty, and nothing reaches the chat."""
@@ -381,6 +402,30 @@ def test_a_flood_of_button_presses_is_answered_in_the_presses_not_in_the_chat(ap
     assert len(answers) == 20 and len(told) == 1
     assert "Please wait 10 s" in told[0].params["text"] and told[0].params["show_alert"] in ("true", True)
     assert [text_of(c) for c in api.replies(ALICE)][1:] == [TEXTS["en"]["no_more"]]  # the one press within the limit
+
+
+def test_polling_asks_telegram_for_new_messages_and_button_presses_only(api):
+    """What run_bot's poll() really sends, through PTB's own run_polling, in this (the main) thread."""
+    app = build_application(settings_for(api), Stub(), timeout=2.0)
+
+    async def stop_once_answered(update: Update, context: Any) -> None:
+        context.application.stop_running()
+
+    app.add_handler(TypeHandler(Update, stop_once_answered), group=1)
+    api.push_message("hello?", user_id=ALICE)
+    loop = asyncio.new_event_loop()  # run_polling runs (and closes) the loop it finds
+    asyncio.set_event_loop(loop)
+    watchdog = threading.Timer(30, loop.call_soon_threadsafe, (loop.stop,))  # never hang the suite
+    watchdog.start()
+    try:
+        poll(app)
+    finally:
+        watchdog.cancel()
+        asyncio.set_event_loop(None)
+    assert text_of(api.replies(ALICE)[0]).startswith("Stub answer to hello?")
+    polls = api.calls_to("getUpdates")
+    assert polls and all(c.params["allowed_updates"] == ["message", "callback_query"] for c in polls)
+    assert int(polls[0].params["timeout"]) == POLL_TIMEOUT  # the last one, timeout 0, confirms the offset on the way out
 
 
 def test_too_long_and_empty_questions_get_a_kind_reply_and_no_retrieval(api):
@@ -678,6 +723,7 @@ def test_qabot_bot_logs_ready_answers_and_stops_on_sigterm_without_leaking_the_t
             while not api.replies(ALICE) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert api.replies(ALICE) and api.calls_to("setMyCommands")
+            assert api.calls_to("getUpdates")[0].params["allowed_updates"] == ["message", "callback_query"]
         finally:
             bot.send_signal(signal.SIGTERM)
             try:

@@ -10,7 +10,7 @@ short ids (access.py). Bot API calls are retried on network errors, timeouts and
 A flood is never answered message for message: every message and button press that would
 make the bot send something takes a token from the sender's bucket first (access.py), and
 over the limit the sender is told once when to try again, then nothing is sent until their
-window opens.
+window opens. Only new messages and button presses are handled: not edited messages.
 
 The index folder is watched (reloading.py): when ``manifest.json`` changes (a rebuild), the
 Retriever is reopened before the next question, with the model the manifest names; the old
@@ -50,11 +50,16 @@ from qabot.frontends.telegram_format import (
 )
 from qabot.lexicon import detect_language
 
-__all__ = ["BotState", "RetrieverHolder", "Shown", "build_application", "newest_title", "run_bot"]
+__all__ = ["ALLOWED_UPDATES", "BotState", "RetrieverHolder", "Shown", "build_application", "newest_title", "poll",
+           "run_bot"]
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 30  # seconds a getUpdates long poll waits for news
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)  # what getUpdates asks Telegram for
+# PTB's MessageHandler and CommandHandler also take edited messages unless told not to; a
+# question edited after its answer would be answered again
+NEW_MESSAGES = filters.UpdateType.MESSAGE
 
 
 @dataclass(frozen=True)
@@ -308,9 +313,9 @@ def build_application(settings: Settings, retriever: Retriever, *, index_dir: Pa
         limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
         results=ResultStore(ttl=3600.0, max_items=5000),
     )
-    application.add_handler(CommandHandler(["start", "help"], start))
-    application.add_handler(CommandHandler("ask", on_ask))
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(CommandHandler(["start", "help"], start, filters=NEW_MESSAGES))
+    application.add_handler(CommandHandler("ask", on_ask, filters=NEW_MESSAGES))
+    application.add_handler(MessageHandler(NEW_MESSAGES & filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^(src|more):"))
     application.add_error_handler(on_error)
     return application
@@ -337,6 +342,19 @@ async def _post_shutdown(application: Application) -> None:
     state.retrievers.close()
 
 
+def poll(application: Application) -> None:
+    """Poll Telegram for new messages and button presses until Ctrl-C or SIGTERM.
+
+    ``ALLOWED_UPDATES`` spares Telegram sending what the bot ignores; the handlers still
+    filter (``NEW_MESSAGES``), since updates created before a getUpdates call changed that
+    setting are delivered anyway.
+    """
+    application.run_polling(
+        allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT,
+        bootstrap_retries=-1,  # the network may come up after us; a bad token still stops at once
+    )
+
+
 def run_bot(settings: Settings) -> None:
     """Open the index, log "ready", and poll Telegram until Ctrl-C or SIGTERM."""
     protect_logs(_token(settings), log_messages=settings.log_messages)
@@ -349,10 +367,7 @@ def run_bot(settings: Settings) -> None:
         stats = retriever.stats()
         log.info("ready: %s articles, %s chunks (%s – %s), model %s, index %s", stats["articles"], stats["chunks"],
                  stats["first_date"], stats["last_date"], stats["model"], settings.index_dir)
-        application.run_polling(
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], timeout=POLL_TIMEOUT,
-            bootstrap_retries=-1,  # the network may come up after us; a bad token still stops at once
-        )
+        poll(application)
     except InvalidToken:  # its message quotes the token: replace it, and drop the traceback
         raise ConfigError("Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather") from None
     except TelegramError as exc:  # whatever stopped the bot: one line, token masked
