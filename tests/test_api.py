@@ -102,7 +102,8 @@ def test_health_readiness_stats_and_docs(open_server, sample_index):
         assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
         assert client.get("/docs").status_code == 200
         page = client.get("/")
-        assert page.status_code == 200 and "<form" in page.text and "not in the archive" in page.text.lower()
+        assert page.status_code == 200 and "<form" in page.text and 'src="/page.js"' in page.text
+        assert "not in the archive" in client.get("/page.js").text.lower()
 
 
 def test_ask_and_search_return_the_cli_objects(open_server):

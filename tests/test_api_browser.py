@@ -1,7 +1,8 @@
 """The web page (``GET /``) in a real headless Chromium (Debian's chromium + chromium-driver,
 driven by selenium): type the seed question, submit with the keyboard, see the answer sentence
 and a source dated 2025-08-15; then a question the archive cannot answer shows "not in the
-archive". `make browser` (run by `make test`) installs Chromium where it can; elsewhere this skips."""
+archive". All under the page's Content-Security-Policy: the console shows no violation of it.
+`make browser` (run by `make test`) installs Chromium where it can; elsewhere this skips."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def browser(tmp_path_factory) -> Iterator[object]:
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CSP violations show
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
     yield driver
@@ -73,3 +75,6 @@ def test_the_page_answers_and_says_not_in_the_archive(browser, sample_index, e5)
         assert newest.get_attribute("data-found") == "false"
         assert "not in the archive" in newest.text.lower()
         assert not newest.find_elements(By.CSS_SELECTOR, ".reply mark")
+        assert browser.execute_script("return getComputedStyle(document.querySelector('main')).maxWidth") != "none"  # page.css applied
+        console = [entry["message"] for entry in browser.get_log("browser")]
+        assert not [m for m in console if "Content Security Policy" in m or "Content-Security-Policy" in m], console

@@ -6,7 +6,8 @@
 ``openai_compat``       /v1/models and /v1/chat/completions (plain and server-sent events)
 ``markdown``            archive text made inert inside the chat reply's Markdown, links http(s) only
 ``server.serve``        uvicorn with the index opened first and a graceful drain on SIGTERM
-``page.html``           the chat page at ``GET /``: one HTML file, plain JS, no build step
+``browser``             the CSP/nosniff/DENY headers on every response
+``page.html``           the chat page at ``GET /`` (+ ``page.css``, ``page.js``): plain JS, no build step
 """
 
 from __future__ import annotations

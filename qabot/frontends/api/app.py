@@ -4,7 +4,9 @@ Every route that touches the index runs its work in the API's thread pool (never
 loop), on the Retriever that :class:`~qabot.frontends.reloading.RetrieverHolder` hands out: a
 rebuilt index is reopened between requests, and requests in flight finish on the old one.
 Keys, rate limits, body size and the request log are ASGI middleware (limits.py), so a request
-without a valid key is refused before its body is even read.
+without a valid key is refused before its body is even read; the browser security headers are
+middleware too (browser.py). The web page is three files served as they are: page.html,
+page.css and page.js (no inline script, so its CSP can forbid it).
 
 Errors have one shape, OpenAI's, so that both its clients and people can read them:
 ``{"error": {"message", "type", "param", "code"}}`` (validation errors add ``detail``, the list
@@ -37,6 +39,7 @@ from qabot.config import MAX_TOP_K, Settings
 from qabot.errors import QabotError, QuestionError, StoreError
 from qabot.frontends.api import openai_compat
 from qabot.frontends.api.auth import KeyRing
+from qabot.frontends.api.browser import BrowserHeaders
 from qabot.frontends.api.limits import BodyLimit, Gate, Limiter, RequestLog
 from qabot.frontends.reloading import RetrieverHolder
 from qabot.store.checks import index_stats
@@ -44,6 +47,7 @@ from qabot.store.checks import index_stats
 log = logging.getLogger("qabot.frontends.api")
 T = TypeVar("T")
 PAGE = Path(__file__).with_name("page.html")
+ASSETS = {"/page.css": "text/css; charset=utf-8", "/page.js": "text/javascript; charset=utf-8"}
 HARD_MAX_CHARS = 100_000  # pydantic's cap; the configured QABOT_MAX_QUESTION_CHARS is checked below it
 
 
@@ -111,6 +115,7 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
     """The application: ``holder`` gives each request its Retriever; ``workers`` threads retrieve."""
     state = ApiState(settings, holder, ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="qabot-api"))
     page = PAGE.read_text(encoding="utf-8")
+    assets = {path: (PAGE.with_name(path[1:]).read_text(encoding="utf-8"), kind) for path, kind in ASSETS.items()}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +131,12 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
     @app.get("/", include_in_schema=False)
     async def home() -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/page.css", include_in_schema=False)
+    @app.get("/page.js", include_in_schema=False)
+    async def asset(request: Request) -> Response:
+        text, kind = assets[request.url.path]
+        return Response(text, media_type=kind, headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -177,9 +188,11 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
         return openai_compat.reply(answer, model=body.model, stream=body.stream)
 
     _wire_errors(app)
+    keys = KeyRing(settings.api_keys)
+    # add_middleware puts each one outside the ones before it: the request meets them bottom up
     app.add_middleware(BodyLimit)
-    app.add_middleware(Gate, keys=KeyRing(settings.api_keys), limiter=Limiter(settings.api_rate_per_minute,
-                                                                                  settings.api_rate_burst))
+    app.add_middleware(Gate, keys=keys, limiter=Limiter(settings.api_rate_per_minute, settings.api_rate_burst))
+    app.add_middleware(BrowserHeaders)  # on every response, 401 and 413 included
     app.add_middleware(RequestLog)  # outermost: sees every status, 401 and 413 included
     return app
 
