@@ -6,10 +6,11 @@ arguments. Tests build settings with :meth:`Settings.from_env` and a dict.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ DEFAULT_RERANKER: str | None = None  # off until it wins on dev at scale too (se
 DEFAULT_RERANK_POOL = 0  # the built-in reranker reads answer sentences only (see the README)
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 _BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class Secret:
@@ -111,6 +113,9 @@ class Settings:
     api_keys: tuple[Secret, ...] = field(default_factory=tuple, metadata={"env": "QABOT_API_KEYS", "secret": True})
     api_rate_per_minute: float = field(default=60.0, metadata={"env": "QABOT_API_RATE_PER_MINUTE"})
     api_rate_burst: int = field(default=10, metadata={"env": "QABOT_API_RATE_BURST"})
+    # Host names a keyless server answers besides loopback ones (a reverse proxy's name): any other
+    # Host header is refused, so a web page cannot reach it through DNS rebinding.
+    api_hosts: tuple[str, ...] = field(default_factory=tuple, metadata={"env": "QABOT_API_HOSTS"})
     # An index in PostgreSQL: connections per process (the pool) and the connect/statement timeout.
     pg_pool: int = field(default=4, metadata={"env": "QABOT_PG_POOL"})
     pg_timeout: float = field(default=30.0, metadata={"env": "QABOT_PG_TIMEOUT"})
@@ -134,6 +139,9 @@ class Settings:
         if isinstance(self.api_keys, str | list | set | frozenset):
             keys = self.api_keys.split(",") if isinstance(self.api_keys, str) else self.api_keys
             object.__setattr__(self, "api_keys", tuple(k if isinstance(k, Secret) else Secret(str(k).strip()) for k in keys))
+        if isinstance(self.api_hosts, str | list | set | frozenset):
+            hosts = self.api_hosts.split(",") if isinstance(self.api_hosts, str) else self.api_hosts
+            object.__setattr__(self, "api_hosts", _host_names(hosts))
         for f in fields(self):
             problem = _problem(f.name, getattr(self, f.name))
             if problem:
@@ -223,6 +231,12 @@ def _parse(name: str, env: str, raw: str) -> Any:
             return Secret(raw)
         if name == "api_keys":
             return tuple(Secret(part.strip()) for part in raw.split(",") if part.strip())
+        if name == "api_hosts":
+            hosts = _host_names(raw.split(","))
+            problem = _problem(name, hosts)
+            if problem:
+                raise ValueError(problem)
+            return hosts
         if name in {"reranker_device", "reader_device"}:
             return raw.lower()
         if name in {"query_prompt", "passage_prompt"}:
@@ -233,6 +247,31 @@ def _parse(name: str, env: str, raw: str) -> Any:
     except ValueError as exc:
         shown = "***" if name in _SECRETS or name == "api_keys" else repr(redact(raw))
         raise ConfigError(f"{env}={shown}: {redact(str(exc))}") from None
+
+
+def _host_names(names: Iterable[object]) -> tuple[str, ...]:
+    """Host names as a Host header spells them: lower case, no trailing dot, IPv6 in brackets."""
+    found = []
+    for name in (str(n).strip().lower() for n in names):
+        if not name:
+            continue
+        if ":" in name and not name.startswith("["):
+            try:
+                name = f"[{ipaddress.IPv6Address(name)}]"
+            except ValueError:
+                pass  # a port or a scheme: _problem names it
+        found.append(name.removesuffix(".") if not name.startswith("[") else name)
+    return tuple(found)
+
+
+def _is_host_name(name: str) -> bool:
+    """A DNS name, an IPv4 address or an IPv6 address in brackets (no scheme, port or path)."""
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            return bool(ipaddress.IPv6Address(name[1:-1]))
+        except ValueError:
+            return False
+    return len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _is_int(value: object) -> bool:
@@ -281,6 +320,12 @@ def _problem(name: str, value: Any) -> str | None:
             return "must be comma-separated keys"
         short = [k for k in value if len(k.get()) < 16 or any(c.isspace() or ord(c) < 32 for c in k.get())]
         return "each key must be at least 16 characters, without spaces" if short else None
+    if name == "api_hosts":
+        if not isinstance(value, tuple):
+            return "must be comma-separated host names"
+        bad = [h for h in value if not (isinstance(h, str) and _is_host_name(h))]
+        return (f"{bad[0]!r} is not a host name or IP address: list names without scheme, port or path "
+                "(e.g. qabot.example.org,192.168.1.5)") if bad else None
     if name == "checkpoint_seconds":
         return _at_least(value, 0, whole=False)
     if name == "rate_per_minute":

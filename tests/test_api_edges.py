@@ -1,25 +1,93 @@
 """The HTTP API against a hostile web page: a real uvicorn server on 127.0.0.1 (tests/test_api.py's
-``running_server``) and httpx. Every response carries the browser headers that keep the page
+``running_server``), httpx with forged ``Host`` headers, a raw socket for a request without one.
+
+DNS rebinding: a page the user visits points its own name at 127.0.0.1 and then reads the keyless
+server as same-origin; its requests still say ``Host: evil.example``, which the server refuses
+(421) unless it is a loopback name or listed in QABOT_API_HOSTS. With API keys the keys protect
+the server, and any Host is served. Every response carries the browser headers that keep the page
 from being framed, sniffed or fed a foreign script.
 """
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from .test_api import SEED, running_server
+from .test_api import KEY, SEED, running_server
 
 pytestmark = pytest.mark.model
 
+FOREIGN = ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io", "localhost@evil.example",
+           "0.0.0.0", "[::1", "::1", "[::2]:80", "10.0.0.1", "", "qabot.lan.evil.example"]
+LOOPBACK = ["localhost", "LOCALHOST:{port}", "localhost.", "localhost.:{port}", "127.0.0.1", "127.0.0.1:{port}", "127.0.0.2:1",
+            "[::1]", "[::1]:{port}", "qabot.localhost", "a.b.localhost:{port}"]
+
+
 @pytest.fixture(scope="module")
 def server(sample_index, e5) -> Iterator[str]:
-    """No keys (loopback only)."""
-    with running_server(sample_index, e5) as url:
+    """No keys (loopback only); two names the operator listed."""
+    with running_server(sample_index, e5, api_hosts="qabot.lan, 192.168.1.5 ,[fd00::5]") as url:
         yield url
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 80
+
+
+@pytest.mark.parametrize("host", FOREIGN)
+def test_without_keys_a_foreign_host_is_refused_before_anything_is_read(server, host, caplog):
+    caplog.set_level(logging.INFO, logger="qabot.frontends.api")
+    with httpx.Client(base_url=server, timeout=60) as client:
+        for method, path in (("GET", "/"), ("GET", "/healthz"), ("POST", "/v1/ask"), ("GET", "/v1/stats")):
+            body = {"question": SEED} if method == "POST" else None
+            response = client.request(method, path, json=body, headers={"Host": host})
+            assert response.status_code == 421, (host, path, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "host_not_allowed" and "QABOT_API_HOSTS" in error["message"]
+            assert response.headers["x-content-type-options"] == "nosniff"
+    deadline = time.monotonic() + 5  # the request line is written just after the response is sent
+    while "POST /v1/ask 421" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "POST /v1/ask 421" in caplog.text and SEED not in caplog.text and "Putin" not in caplog.text
+    assert f"refused POST /v1/ask for Host {host[:100]!r}" in caplog.text
+
+
+def test_a_request_without_a_host_is_refused(server):
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=30) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := raw.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 421 "), reply[:200]
+
+
+@pytest.mark.parametrize("name", LOOPBACK)
+def test_without_keys_loopback_names_are_served_with_or_without_port(server, name):
+    host = name.format(port=_port(server))
+    with httpx.Client(base_url=server, timeout=60) as client:
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+
+
+@pytest.mark.parametrize("host", ["qabot.lan", "QABOT.lan:8443", "192.168.1.5", "192.168.1.5:80", "[fd00::5]:8000"])
+def test_without_keys_the_hosts_in_qabot_api_hosts_are_served(server, host):
+    with httpx.Client(base_url=server, timeout=60) as client:
+        response = client.post("/v1/ask", json={"question": SEED}, headers={"Host": host})
+        assert response.status_code == 200 and response.json()["found"], response.text
+
+
+def test_with_keys_any_host_is_served_the_keys_protect_it(sample_index, e5):
+    with running_server(sample_index, e5, api_keys=KEY) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 200
+        assert client.post("/v1/ask", json={"question": SEED}, headers={"Host": "evil.example"}).status_code == 401
+        keyed = {"Host": "qa.example.org", "Authorization": f"Bearer {KEY}"}
+        assert client.post("/v1/ask", json={"question": SEED}, headers=keyed).status_code == 200
 
 
 # -- headers for browsers ------------------------------------------------------------------------
@@ -85,8 +153,9 @@ def test_the_page_sends_a_strict_policy_and_has_no_inline_script(server):
 def test_json_routes_and_errors_send_the_browser_headers_too(server):
     with httpx.Client(base_url=server, timeout=60) as client:
         responses = [client.get("/healthz"), client.get("/readyz"), client.post("/v1/ask", json={"question": SEED}),
-                     client.post("/v1/ask", json={"question": ""}), client.get("/nowhere")]
-    assert [r.status_code for r in responses] == [200, 200, 200, 422, 404]
+                     client.post("/v1/ask", json={"question": ""}), client.get("/nowhere"),
+                     client.post("/v1/ask", json={"question": SEED}, headers={"Host": "evil.example"})]
+    assert [r.status_code for r in responses] == [200, 200, 200, 422, 404, 421]
     for response in responses:
         _assert_browser_headers(response)
 

@@ -78,7 +78,7 @@ BAD_VALUES = {
     "QABOT_RERANKER": "bge\x01", "QABOT_RERANK_POOL": "1000", "QABOT_RERANK_SENTENCES": "-1", "QABOT_RERANKER_DEVICE": "gpu", "QABOT_READER": "deepset/\x02",
     "QABOT_READER_DEVICE": "tpu", "QABOT_LLM_URL": "localhost:11434", "QABOT_LLM_MODEL": "llama\x7f\x00",
     "QABOT_LLM_TIMEOUT": "0", "QABOT_API_KEYS": "short", "QABOT_API_RATE_PER_MINUTE": "-1",
-    "QABOT_API_RATE_BURST": "0", "QABOT_PG_POOL": "0", "QABOT_PG_TIMEOUT": "-5",
+    "QABOT_API_RATE_BURST": "0", "QABOT_API_HOSTS": "qabot.lan:8000", "QABOT_PG_POOL": "0", "QABOT_PG_TIMEOUT": "-5",
     "QABOT_INDEX": "postgresql://qabot:hunter2@db.example.org:5432/",  # a URL without a database
 }
 # Any value of these is a valid path or model name (a blank one means the default).
@@ -171,3 +171,12 @@ def test_credentials_in_a_url_setting_never_show(variable):
         Settings.from_env({variable: f"ftp://{user}:{password}@llm.example.org/v1"})
     message = str(info.value)
     assert message.startswith(f"{variable}=") and user not in message and password not in message, message
+
+
+def test_api_hosts_are_spelled_as_a_host_header_spells_them():
+    s = Settings.from_env({"QABOT_API_HOSTS": " Qabot.Example.org., 192.168.1.5 ,fd00::5, [FD00::6],"})
+    assert s.api_hosts == ("qabot.example.org", "192.168.1.5", "[fd00::5]", "[fd00::6]")
+    assert Settings(api_hosts="qabot.lan").api_hosts == ("qabot.lan",) and Settings().api_hosts == ()
+    for bad in ("http://qabot.lan", "qabot.lan:8000", "qabot.lan/api", "*", "*.example.org", "qa bot", "[fd00::zz]"):
+        with pytest.raises(ConfigError, match=r"^QABOT_API_HOSTS=.*not a host name or IP address"):
+            Settings.from_env({"QABOT_API_HOSTS": f"ok.example.org,{bad}"})

@@ -6,7 +6,7 @@
 ``openai_compat``       /v1/models and /v1/chat/completions (plain and server-sent events)
 ``markdown``            archive text made inert inside the chat reply's Markdown, links http(s) only
 ``server.serve``        uvicorn with the index opened first and a graceful drain on SIGTERM
-``browser``             the CSP/nosniff/DENY headers on every response
+``browser``             the Host check of a keyless server (DNS rebinding) and the CSP/nosniff/DENY headers
 ``page.html``           the chat page at ``GET /`` (+ ``page.css``, ``page.js``): plain JS, no build step
 """
 

@@ -4,9 +4,9 @@ Every route that touches the index runs its work in the API's thread pool (never
 loop), on the Retriever that :class:`~qabot.frontends.reloading.RetrieverHolder` hands out: a
 rebuilt index is reopened between requests, and requests in flight finish on the old one.
 Keys, rate limits, body size and the request log are ASGI middleware (limits.py), so a request
-without a valid key is refused before its body is even read; the browser security headers are
-middleware too (browser.py). The web page is three files served as they are: page.html,
-page.css and page.js (no inline script, so its CSP can forbid it).
+without a valid key is refused before its body is even read; so are the Host check of a keyless
+server and the browser security headers (browser.py). The web page is three files served as
+they are: page.html, page.css and page.js (no inline script, so its CSP can forbid it).
 
 Errors have one shape, OpenAI's, so that both its clients and people can read them:
 ``{"error": {"message", "type", "param", "code"}}`` (validation errors add ``detail``, the list
@@ -39,7 +39,7 @@ from qabot.config import MAX_TOP_K, Settings
 from qabot.errors import QabotError, QuestionError, StoreError
 from qabot.frontends.api import openai_compat
 from qabot.frontends.api.auth import KeyRing
-from qabot.frontends.api.browser import BrowserHeaders
+from qabot.frontends.api.browser import BrowserHeaders, HostCheck
 from qabot.frontends.api.limits import BodyLimit, Gate, Limiter, RequestLog
 from qabot.frontends.reloading import RetrieverHolder
 from qabot.store.checks import index_stats
@@ -192,8 +192,9 @@ def create_app(settings: Settings, holder: RetrieverHolder, *, workers: int | No
     # add_middleware puts each one outside the ones before it: the request meets them bottom up
     app.add_middleware(BodyLimit)
     app.add_middleware(Gate, keys=keys, limiter=Limiter(settings.api_rate_per_minute, settings.api_rate_burst))
-    app.add_middleware(BrowserHeaders)  # on every response, 401 and 413 included
-    app.add_middleware(RequestLog)  # outermost: sees every status, 401 and 413 included
+    app.add_middleware(HostCheck, listed=settings.api_hosts, any_host=keys.required)  # before the rate limit it would use up
+    app.add_middleware(BrowserHeaders)  # on every response, 421, 401 and 413 included
+    app.add_middleware(RequestLog)  # outermost: sees every status, 421, 401 and 413 included
     return app
 
 
