@@ -50,7 +50,7 @@ def _make_format_1(folder):
     path = folder / "manifest.json"
     data = json.loads(path.read_text())
     data["format_version"] = 1
-    del data["sentences"]
+    del data["sentences"], data["checksums"]  # recorded only since format 2
     path.write_text(json.dumps(data))
 
 

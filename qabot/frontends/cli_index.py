@@ -22,13 +22,15 @@ from qabot.locations import Location
 @click.option("--prune", is_flag=True, help="Also remove articles that are no longer in ARCHIVE.")
 @click.option("--rebuild", is_flag=True, help="Build a fresh index beside the live one and swap it in "
               "(needed to change the model or chunk settings).")
+@click.option("--repair", is_flag=True, help="Rebuild the index from ARCHIVE if it is damaged (a sound one is updated "
+              "as usual); without it a damaged index is refused.")
 @click.option("--shard", default=None, metavar="I/N", help="Index only the articles whose id hashes to shard I of N "
               "(run N indexers at once, e.g. on a PostgreSQL index; --prune then prunes that shard only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
 @edge
 def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, sample: bool, if_missing: bool,
-          prune: bool, rebuild: bool, shard: str | None, as_json: bool) -> None:
+          prune: bool, rebuild: bool, repair: bool, shard: str | None, as_json: bool) -> None:
     """Index ARCHIVE (a folder, read recursively, or one file) into the index (a folder or a PostgreSQL URL).
 
     Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl) and CSV
@@ -58,7 +60,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, 
     report = build_index(
         archive, settings.index_dir, embedder=embedder, chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size,
-        progress=sys.stderr.isatty() and not as_json, prune=prune, rebuild=rebuild,
+        progress=sys.stderr.isatty() and not as_json, prune=prune, rebuild=rebuild, repair=repair,
         checkpoint_seconds=settings.checkpoint_seconds, shard=part, pg_timeout=settings.pg_timeout,
     )
     if as_json:

@@ -36,6 +36,7 @@ def build_index(
     on_problem: Callable[[Problem], None] | None = None,
     prune: bool = False,
     rebuild: bool = False,
+    repair: bool = False,
     checkpoint_seconds: float = 60.0,
     shard: Shard | None = None,
     pg_pool: int = 2,
@@ -47,7 +48,8 @@ def build_index(
     Problems with single files or lines are collected (and passed to ``on_problem``); they never
     stop the run. ``rebuild`` (folders only) builds a fresh index beside the live one (new model
     or chunker settings allowed) and swaps it in; without it, an index built with other settings
-    is refused (IndexMismatchError). ``shard`` indexes only the articles whose id hashes to it.
+    is refused (IndexMismatchError). A damaged folder index is refused (StoreError) unless ``repair``
+    asks to rebuild it from the archive. ``shard`` indexes only the articles whose id hashes to it.
     """
     location = parse_location(index_dir)
     if isinstance(location, PgUrl):
@@ -57,7 +59,7 @@ def build_index(
                               batch_size=batch_size, progress=progress, on_problem=on_problem, prune=prune, rebuild=rebuild,
                               shard=shard, pool_size=pg_pool, timeout=pg_timeout)
     return build_folder_index(archive, location, embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-                              batch_size=batch_size, progress=progress, on_problem=on_problem, prune=prune, rebuild=rebuild,
+                              batch_size=batch_size, progress=progress, on_problem=on_problem, prune=prune, rebuild=rebuild, repair=repair,
                               checkpoint_seconds=checkpoint_seconds, shard=shard)
 
 

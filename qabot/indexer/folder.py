@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.documents import Article, Chunk, Problem
-from qabot.errors import ArchiveError
+from qabot.errors import StoreError
 from qabot.indexer.steps import (
     DeleteReport,
     IndexReport,
@@ -34,8 +34,9 @@ from qabot.indexer.steps import (
     progress_bar,
     sentences_for,
 )
+from qabot.ingest.archive import require_readable
 from qabot.models.embedding import Embedder
-from qabot.store import Manifest, Store, generations
+from qabot.store import Manifest, Store, generations, integrity
 from qabot.store.manifest import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def build_folder_index(
     on_problem: Callable[[Problem], None] | None = None,
     prune: bool = False,
     rebuild: bool = False,
+    repair: bool = False,
     checkpoint_seconds: float = 60.0,
     shard: Shard | None = None,
 ) -> IndexReport:
@@ -61,15 +63,16 @@ def build_folder_index(
     Problems with single files or lines are collected (and passed to ``on_problem``);
     they never stop the run. ``rebuild`` builds a fresh index beside the live one (new
     model or chunker settings allowed) and swaps it in; without it, an index built with
-    other settings is refused (IndexMismatchError). Ctrl-C saves progress first.
+    other settings is refused (IndexMismatchError). A damaged live index is refused
+    (StoreError naming the damage), never updated; ``repair`` rebuilds it instead (and updates
+    a sound one as usual). Ctrl-C saves progress first.
     """
     started = time.perf_counter()
-    if not Path(archive).exists():  # before anything is locked, created or staged
-        raise ArchiveError(str(archive), "no such file or folder")
+    require_readable(Path(archive))  # before anything is locked, created or staged
     wanted = generations.Wanted(embedder.name, embedder.dimension, chunk_tokens, chunk_overlap)
     run = _Run(Path(index_dir), wanted, Reading(on_problem))
     with generations.writer_lock(run.folder):
-        _start(run, rebuild=rebuild)
+        _start(run, rebuild=rebuild, repair=repair)
         todo = changed_articles(Path(archive), run.reading, run.known, embedder, chunk_tokens=chunk_tokens,
                                 chunk_overlap=chunk_overlap, shard=shard)
         bar = progress_bar(progress, archive)
@@ -116,11 +119,19 @@ class _Run:
         return self.staging
 
 
-def _start(run: _Run, *, rebuild: bool) -> None:
-    """Refuse changed settings, resume or begin the staging generation, read the known hashes."""
+def _start(run: _Run, *, rebuild: bool, repair: bool) -> None:
+    """Refuse changed settings or damage (or, with ``repair``, rebuild), resume or begin the staging
+    generation, read the known hashes."""
+    if rebuild or repair:
+        generations.set_aside_damaged_manifest(run.folder)
     live = generations.live_manifest(run.folder)
     if live is not None and not rebuild:
         generations.refuse_changed_settings(run.folder, live, run.wanted)
+        if damage := generations.live_damage(run.folder, live):
+            if not repair:
+                raise StoreError(integrity.damage_message(damage))
+            log.warning("%s: the live index is damaged (%s); rebuilding it from the archive", run.folder, "; ".join(damage))
+            rebuild = True
     run.staging = generations.resume(run.folder, run.wanted, rebuild=rebuild)
     run.resumed = run.staging is not None
     # Eagerly for a new index, a rebuild, or an index from before generations (its data
@@ -218,6 +229,9 @@ def delete_folder_articles(index_dir: Path, article_ids: Sequence[str]) -> Delet
     """
     folder = Path(index_dir)
     with generations.writer_lock(folder):
+        live = generations.live_manifest(folder)
+        if live is not None and (damage := generations.live_damage(folder, live)):
+            raise StoreError(integrity.damage_message(damage))
         with Store.open(folder, check=False) as reader:
             present = set(reader.article_hashes())
         wanted_ids = list(dict.fromkeys(article_ids))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qabot.documents import Problem
-from qabot.errors import ArchiveError, StoreError
+from qabot.errors import StoreError
 from qabot.indexer.steps import (
     DeleteReport,
     IndexReport,
@@ -30,6 +30,7 @@ from qabot.indexer.steps import (
     progress_bar,
     sentences_for,
 )
+from qabot.ingest.archive import require_readable
 from qabot.locations import PgUrl
 from qabot.models.embedding import Embedder
 from qabot.store.postgres.store import PgStore
@@ -45,8 +46,7 @@ def build_pg_index(
     """Index every article under ``archive`` (of ``shard``) into the database at ``url``, creating the
     index there if it has none. Other model or chunker settings are refused (IndexMismatchError)."""
     started = time.perf_counter()
-    if not Path(archive).exists():
-        raise ArchiveError(str(archive), "no such file or folder")
+    require_readable(Path(archive))
     if rebuild:
         raise StoreError(
             f"--rebuild is for index folders; for {url} index into a new, empty database (readers switch by "

@@ -39,6 +39,7 @@ __all__ = [
     "parse_jsonl",
     "parse_seed",
     "read_file",
+    "require_readable",
     "title_from_text",
 ]
 
@@ -83,6 +84,23 @@ def iter_articles(path: Path, *, on_problem: ProblemHandler | None = None) -> It
         raise ArchiveError(str(root), "not a file or folder" if root.exists() else "no such file or folder")
     for rel in _walk(root, report):
         yield from read_file(root / rel, rel, on_problem=report)
+
+
+def require_readable(path: Path) -> None:
+    """ArchiveError unless ``path`` is a folder or a regular file that this process can read:
+    asked before an indexing run locks, creates or stages anything."""
+    root = Path(path)
+    if root.is_dir():
+        readable = os.access(root, os.R_OK | os.X_OK)
+    elif root.is_file():
+        readable = os.access(root, os.R_OK)
+    elif root.exists() or root.is_symlink():
+        raise ArchiveError(str(root), _not_regular(root).replace("regular file", "regular file or folder")
+                           + (" (a device, FIFO or socket)" if root.exists() and not root.is_symlink() else ""))
+    else:
+        raise ArchiveError(str(root), "no such file or folder")
+    if not readable:
+        raise ArchiveError(str(root), "permission denied")
 
 
 def _log_problem(problem: Problem) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 
 from qabot.errors import StoreError
 from qabot.locations import PgUrl
-from qabot.store import generations
-from qabot.store.manifest import DB_NAME, read_manifest
+from qabot.store import generations, integrity, sentences
+from qabot.store.manifest import DB_NAME, FAISS_NAME, read_manifest
 from qabot.store.store import Store
 
 
@@ -62,24 +62,43 @@ def check_index(folder: Path | PgUrl, *, timeout: float = 30.0) -> CheckReport:
         manifest = read_manifest(folder)
     except StoreError as exc:
         report.problems.append(str(exc))
+        _add_repair(report)
         return report
     report.generation = manifest.generation
+    data_dir = folder / manifest.generation if manifest.generation else folder
+    report.problems.extend(integrity.checksum_problems(data_dir, manifest.checksums))
+    if any(p.startswith(f"{data_dir / DB_NAME}:") for p in report.problems):
+        _add_repair(report)  # not opened: SQLite could take a damaged file for one to write to
+        return report
     try:
         store = Store.open_data(folder, manifest)
     except StoreError as exc:
         report.problems.append(str(exc))
+        _add_repair(report)
         return report
     with store:
-        _check_sqlite(store, report)
+        try:
+            _check_sqlite(store, report)
+        except (sqlite3.DatabaseError, MemoryError) as exc:  # damage past what quick_check reported
+            report.problems.append(f"{data_dir / DB_NAME}: {exc or 'SQLite ran out of memory reading it'}")
         try:
             report.problems.extend(store.vector_problems() + store.id_problems())
+            if not manifest.checksums:  # nothing recorded: damaged vectors show as norms far from 1
+                report.problems.extend(integrity.vector_norm_problems(store.vectors, source=str(data_dir / FAISS_NAME)))
+                report.problems.extend(_sentence_norm_problems(store))
         except StoreError as exc:  # an unreadable vector file
             report.problems.append(str(exc))
-            return report
-        report.counts = store.counts()
-        manifest_counts = {k: getattr(manifest, k) for k in report.counts}
-        if manifest_counts != report.counts:
-            report.problems.append(f"manifest counts {manifest_counts} != actual {report.counts}")
+        except sqlite3.DatabaseError as exc:
+            report.problems.append(f"{data_dir / DB_NAME}: {exc}")
+        try:
+            report.counts = store.counts()
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            report.problems.append(f"cannot count what the index holds: {exc}")
+        else:
+            manifest_counts = {k: getattr(manifest, k) for k in report.counts}
+            if manifest_counts != report.counts:
+                report.problems.append(f"manifest counts {manifest_counts} != actual {report.counts}")
+    _add_repair(report)
     staging = generations.staging_info(folder)
     if staging is not None:
         report.notes.append(
@@ -89,15 +108,21 @@ def check_index(folder: Path | PgUrl, *, timeout: float = 30.0) -> CheckReport:
     return report
 
 
+def _add_repair(report: CheckReport) -> None:
+    if report.problems:
+        report.notes.append(f"to repair the index: {integrity.REPAIR}")
+
+
+def _sentence_norm_problems(store: Store) -> list[str]:
+    ids, vectors = sentences.all_vectors(store.db, store.manifest.dimension)
+    return integrity.norm_problems(vectors, ids, source=f"{store.data_dir / DB_NAME} (sentence vectors)")
+
+
 def _check_sqlite(store: Store, report: CheckReport) -> None:
     db = store.db
-    try:
-        result = [r[0] for r in db.execute("pragma quick_check").fetchall()]
-    except sqlite3.DatabaseError as exc:
-        report.problems.append(f"{store.data_dir / DB_NAME}: {exc}")
+    if problems := integrity.quick_check_problems(db.conn, store.data_dir / DB_NAME):
+        report.problems.extend(problems)
         return
-    if result != ["ok"]:
-        report.problems.append(f"{store.data_dir / DB_NAME}: sqlite quick_check: {'; '.join(result[:5])}")
     dangling = db.execute("select count(*) from chunks where article_id not in (select id from articles)").fetchone()[0]
     if dangling:
         report.problems.append(f"{dangling} chunks belong to no article")

@@ -38,8 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qabot.errors import IndexMismatchError, StoreError
+from qabot.store import integrity
 from qabot.store.files import atomic_write_bytes, fsync_path
-from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME, Manifest, is_index, read_manifest, write_manifest
+from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from qabot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,55 @@ def writer_lock(folder: Path) -> Iterator[None]:
 
 
 def live_manifest(folder: Path) -> Manifest | None:
-    return read_manifest(folder) if is_index(folder) else None
+    """The live manifest; None when there is no index, StoreError (with the repair) when it is
+    unreadable. A manifest that is not a file is refused: it is never written over."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise StoreError(f"{path}: not a file; move it out of the way, then run the command again")
+    try:
+        return read_manifest(folder)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; the index is damaged: {integrity.REPAIR}") from None
+
+
+def set_aside_damaged_manifest(folder: Path) -> Path | None:
+    """Before a repair or rebuild: rename an unreadable manifest to ``manifest.json.damaged`` (kept
+    for a person to look at), so the run builds a new index in its place. Its new name, or None."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        read_manifest(folder)
+        return None
+    except StoreError as exc:
+        aside = path.with_name(f"{MANIFEST_NAME}.damaged")
+        os.replace(path, aside)
+        fsync_path(Path(folder))
+        log.warning("%s; moved to %s, building a new index in its place", exc, aside)
+        return aside
+
+
+def live_damage(folder: Path, live: Manifest) -> list[str]:
+    """What is wrong with the live generation (empty when it is sound): every file against its
+    recorded checksum, else (an index from before checksums) SQLite's quick_check and the
+    vectors' norms; then the vector file against the manifest and FAISS ids against chunk rowids.
+    A writer asks before it copies the live generation: damage is never carried forward."""
+    data_dir = Path(folder) / live.generation if live.generation else Path(folder)
+    if problems := integrity.checksum_problems(data_dir, live.checksums):
+        return problems
+    try:
+        store = Store.open_data(folder, live)
+    except StoreError as exc:
+        return [str(exc)]
+    with store:
+        try:
+            if problems := store.vector_problems() + store.id_problems():
+                return problems
+            return [] if live.checksums else store.unverified_damage(full=True)
+        except StoreError as exc:
+            return [str(exc)]
 
 
 def refuse_changed_settings(folder: Path, live: Manifest, wanted: Wanted) -> None:
@@ -173,7 +222,7 @@ def begin(folder: Path, wanted: Wanted, *, rebuild: bool) -> Store:
     if live is not None and not rebuild:
         base = live.generation
         _copy_generation(folder, live, target)
-        manifest = replace(live, generation=generation, previous_generation=live.generation)
+        manifest = replace(live, generation=generation, previous_generation=live.generation, checksums={})
         store = Store.open_data(folder, manifest)
     else:
         store = Store.create(
@@ -207,6 +256,8 @@ def publish(store: Store) -> Manifest:
     store.close()
     fsync_path(store.data_dir / DB_NAME)
     fsync_path(store.data_dir)
+    # Readers and later writers verify these: the generation is never written again.
+    store.manifest = replace(store.manifest, checksums=integrity.checksums(store.data_dir))
     write_manifest(folder, store.manifest)  # the commit point
     (folder / STAGING_NAME).unlink(missing_ok=True)
     cleanup(folder)
@@ -298,6 +349,7 @@ def _iso(timestamp: float) -> str:
 
 
 __all__ = [
-    "LOCK_NAME", "MANIFEST_NAME", "STAGING_NAME", "Staging", "Wanted", "abandon", "begin", "checkpoint",
-    "cleanup", "describe_interrupted", "live_manifest", "publish", "refuse_changed_settings", "resume", "staging_info", "writer_lock",
+    "LOCK_NAME", "MANIFEST_NAME", "STAGING_NAME", "Staging", "Wanted", "abandon", "begin", "checkpoint", "cleanup",
+    "describe_interrupted", "live_damage", "live_manifest", "publish", "refuse_changed_settings", "resume",
+    "set_aside_damaged_manifest", "staging_info", "writer_lock",
 ]

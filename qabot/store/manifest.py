@@ -8,7 +8,8 @@ names of an index folder are defined here too, so every module spells them alike
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class Manifest:
     updated_at: str = ""
     generation: str = ""  # sub-folder holding the data; "" = beside the manifest
     previous_generation: str = ""  # kept on disk for readers that opened it before the swap
+    # file name -> SHA-256 of the generation's files as published (qabot.store.integrity); {} = not recorded
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def settings_differ(self, *, model: str, chunk_tokens: int, chunk_overlap: int) -> list[str]:
         """Human-readable differences between this manifest and the requested settings."""
@@ -72,16 +75,50 @@ def read_manifest(folder: Path) -> Manifest:
         raise StoreError(f"no index at {folder} (no {MANIFEST_NAME}); build one with `qabot index PATH --index {folder}`") from None
     except (OSError, ValueError) as exc:
         raise StoreError(f"{path}: unreadable manifest: {exc}") from None
+    except RecursionError:
+        raise StoreError(f"{path}: unreadable manifest: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: unreadable manifest: a JSON {type(data).__name__}, not an object")
     known = {k: v for k, v in data.items() if k in Manifest.__dataclass_fields__}
     try:
         manifest = Manifest(**known)
     except TypeError as exc:
         raise StoreError(f"{path}: incomplete manifest: {exc}") from None
+    if problems := _field_problems(manifest):
+        raise StoreError(f"{path}: damaged manifest: {'; '.join(problems)}")
     if manifest.format_version > FORMAT_VERSION:
         raise StoreError(
             f"{path}: index format {manifest.format_version} is newer than this qabot understands ({FORMAT_VERSION}); upgrade qabot"
         )
     return manifest
+
+
+_TYPES = {"model": str, "dimension": int, "chunk_tokens": int, "chunk_overlap": int, "tokenizer": str, "format_version": int,
+          "articles": int, "chunks": int, "vectors": int, "sentences": int, "created_at": str, "updated_at": str,
+          "generation": str, "previous_generation": str, "checksums": dict}
+_GENERATION = re.compile(r"^(gen-\d{6,})?$")
+
+
+def _field_problems(manifest: Manifest) -> list[str]:
+    """What in a parsed manifest cannot be what qabot wrote (a damaged or hand-edited file)."""
+    problems = []
+    for name, kind in _TYPES.items():
+        value = getattr(manifest, name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"{name} is {value!r}, not {kind.__name__}")
+        elif kind is int and value < 0:
+            problems.append(f"{name} is negative ({value})")
+    if isinstance(manifest.dimension, int) and manifest.dimension <= 0:
+        problems.append(f"dimension is {manifest.dimension}")
+    for name in ("generation", "previous_generation"):  # a folder name beside the manifest, nothing else
+        value = getattr(manifest, name)
+        if isinstance(value, str) and not _GENERATION.match(value):
+            problems.append(f"{name} is {value!r}, not a generation folder name")
+    if isinstance(manifest.checksums, dict) and not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in manifest.checksums.items()
+    ):
+        problems.append("checksums are not SHA-256 digests")
+    return problems
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

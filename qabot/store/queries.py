@@ -18,7 +18,8 @@ import numpy as np
 import sqlite_utils
 
 from qabot.documents import Chunk
-from qabot.store import sentences
+from qabot.errors import StoreError
+from qabot.store import integrity, sentences
 from qabot.store.manifest import DB_NAME, Manifest
 from qabot.store.sentences import StoredSentence
 
@@ -76,8 +77,18 @@ class Queries:
         return sentences.problems(self.db, self.manifest.dimension)
 
     def sentences_in(self, chunk_ids: Sequence[int]) -> tuple[list[StoredSentence], np.ndarray]:
-        """The stored sentences inside these chunks (in the chunks' order) and their vectors (float32)."""
-        return sentences.for_chunks(self.db, chunk_ids, self.manifest.dimension)
+        """The stored sentences inside these chunks (in the chunks' order) and their vectors (float32);
+        StoreError when a vector is damaged (wrong size, or not unit length: it would outscore every
+        sound sentence)."""
+        source = f"{self.data_dir / DB_NAME} (sentence vectors)"
+        try:
+            found, vectors = sentences.for_chunks(self.db, chunk_ids, self.manifest.dimension)
+        except ValueError as exc:
+            raise StoreError(integrity.damage_message([f"{source}: {exc}"])) from None
+        if problems := integrity.norm_problems(vectors, np.array([s.chunk_id for s in found]), source=source,
+                                               label="a sentence of chunk"):
+            raise StoreError(integrity.damage_message(problems))
+        return found, vectors
 
     def date_range(self) -> tuple[str | None, str | None]:
         row = self.db.execute("select min(date), max(date) from articles where date is not null").fetchone()

@@ -28,7 +28,7 @@ import sqlite_utils
 
 from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.store import sentences
+from qabot.store import integrity, sentences
 from qabot.store.files import atomic_write
 from qabot.store.manifest import (
     DB_NAME,
@@ -108,13 +108,19 @@ class Store(Queries):
                 f"the index at {folder} was built with model {manifest.model!r}, but {model!r} is configured; "
                 f"set QABOT_MODEL={manifest.model} or rebuild the index with `qabot index ARCHIVE --rebuild`"
             )
+        if check:  # before SQLite opens the file: it would turn an emptied one into a new database
+            data_dir = folder / manifest.generation if manifest.generation else folder
+            if problems := integrity.checksum_problems(data_dir, manifest.checksums, limit=integrity.VERIFY_LIMIT):
+                raise StoreError(integrity.damage_message(problems))
         store = cls.open_data(folder, manifest)
         if check:
             try:
                 if problems := store.vector_problems():
-                    raise StoreError(f"{store.data_dir / FAISS_NAME}: {'; '.join(problems)}; rebuild the index with `qabot index ARCHIVE --rebuild`")
+                    raise StoreError(integrity.damage_message([f"{store.data_dir / FAISS_NAME}: {'; '.join(problems)}"]))
                 if problems := store.id_problems():
-                    raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; run `qabot check` for a full report")
+                    raise StoreError(f"{folder}: FAISS and SQLite disagree: {'; '.join(problems)}; the index is damaged: {integrity.REPAIR}")
+                if not manifest.checksums and (problems := store.unverified_damage(full=False)):
+                    raise StoreError(integrity.damage_message(problems))
             except StoreError:
                 store.close()
                 raise
@@ -122,19 +128,38 @@ class Store(Queries):
 
     @classmethod
     def open_data(cls, folder: Path, manifest: Manifest) -> Store:
-        """Open the generation ``manifest`` names, published or not; its vectors load when first used."""
+        """Open the generation ``manifest`` names, published or not; its vectors load when first used.
+
+        StoreError, naming the file, when SQLite cannot open or read it. An index from before
+        checksums has its vectors' norms checked when they load."""
         data_dir = Path(folder) / manifest.generation if manifest.generation else Path(folder)
         db_path = data_dir / DB_NAME
         if not db_path.is_file():
-            raise StoreError(f"{db_path}: missing; the index is incomplete, rebuild it with `qabot index ARCHIVE --rebuild`")
-        vectors = LazyVectors(data_dir / FAISS_NAME, dimension=manifest.dimension)
+            raise StoreError(f"{db_path}: missing; the index is incomplete: {integrity.REPAIR}")
+        if db_path.stat().st_size == 0:  # SQLite would take it for a new, empty database
+            raise StoreError(integrity.damage_message([f"{db_path}: empty"]))
+        vectors = LazyVectors(data_dir / FAISS_NAME, dimension=manifest.dimension, check_norms=FAISS_NAME not in manifest.checksums)
         try:
             db = _connect(db_path)
             migrations.apply(db)
+        except sqlite3.DatabaseError as exc:  # OperationalError (cannot open, read-only, locked) included
+            vectors.close()
+            raise StoreError(_sqlite_message(db_path, exc)) from None
         except BaseException:
             vectors.close()
             raise
         return cls(folder, db, manifest, vectors)
+
+    def unverified_damage(self, *, full: bool) -> list[str]:
+        """For a generation without checksums: SQLite's quick_check (only when the database is
+        small, unless ``full``) and, with ``full``, every vector's norm (which loads them)."""
+        db_path = self.data_dir / DB_NAME
+        problems = []
+        if full or db_path.stat().st_size <= integrity.QUICK_CHECK_LIMIT:
+            problems += integrity.quick_check_problems(self.db.conn, db_path)
+        if full and not problems:
+            problems += integrity.vector_norm_problems(self.vectors, source=str(self.data_dir / FAISS_NAME))
+        return problems
 
     def close(self) -> None:
         self._vectors.close()
@@ -280,7 +305,8 @@ class Store(Queries):
     def save_vectors(self) -> None:
         """Write the vector index into this generation's folder (temp file, fsync, rename)."""
         atomic_write(self.data_dir / FAISS_NAME, self.vectors.write)  # streamed: no second copy in memory
-        self.manifest = Manifest(**{**asdict(self.manifest), **self.counts(), "updated_at": now_iso()})
+        # The files changed: checksums are recorded again when the generation is published.
+        self.manifest = Manifest(**{**asdict(self.manifest), **self.counts(), "updated_at": now_iso(), "checksums": {}})
 
     def save(self) -> None:
         """Write the vectors and then publish the manifest with fresh counts."""
@@ -324,6 +350,8 @@ class Store(Queries):
         with self._sentence_lock:
             if self._sentences is None:
                 ids, vectors = sentences.all_vectors(self.db, self.manifest.dimension)
+                if problems := integrity.norm_problems(vectors, ids, source=f"{self.data_dir / DB_NAME} (sentence vectors)"):
+                    raise StoreError(integrity.damage_message(problems))
                 index = VectorIndex.empty(self.manifest.dimension)
                 if len(ids):
                     index.add(vectors, ids)
@@ -341,6 +369,14 @@ def _article_row(article: Article, n_chunks: int, now: str) -> dict[str, Any]:
         "source": article.source, "path": article.path, "line": article.line,
         "content_hash": article.content_hash, "text": article.text, "n_chunks": n_chunks, "n_sentences": None, "indexed_at": now,
     }
+
+
+def _sqlite_message(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line for an index database SQLite cannot use: damage, or a file it may not open."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return (f"{path}: cannot open or read it ({exc}); check that this user may read the file and write "
+                f"its folder (SQLite keeps its -wal and -shm files beside it)")
+    return integrity.damage_message([f"{path}: {exc}"])
 
 
 def _connect(path: Path) -> sqlite_utils.Database:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from qabot.errors import StoreError
+from qabot.store import integrity
 from qabot.store.vectors import VectorFileInfo, VectorIndex, peek
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 class LazyVectors:
     """The vectors of one generation: given in memory, or read from ``path`` on first use."""
 
-    def __init__(self, path: Path, *, dimension: int, index: VectorIndex | None = None) -> None:
+    def __init__(self, path: Path, *, dimension: int, index: VectorIndex | None = None, check_norms: bool = False) -> None:
         self.path, self.dimension = Path(path), dimension
+        self.check_norms = check_norms  # a file without a recorded checksum: every vector must be unit length
         self._index = index
         self._file: BinaryIO | None = None
         self._info: VectorFileInfo | None = None  # cached: an open generation's file never changes
@@ -35,7 +37,11 @@ class LazyVectors:
             try:
                 self._file = open(self.path, "rb")  # noqa: SIM115 - closed by get() or close()
             except FileNotFoundError:
-                raise StoreError(f"{self.path}: missing; the index is incomplete, run `qabot index` again") from None
+                raise StoreError(f"{self.path}: missing; the index is incomplete: {integrity.REPAIR}") from None
+            except IsADirectoryError:
+                raise StoreError(f"{self.path}: a folder, not a vector file; the index is damaged: {integrity.REPAIR}") from None
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
 
     @property
     def loaded(self) -> bool:
@@ -53,6 +59,8 @@ class LazyVectors:
                 index = VectorIndex.load(fh, source=str(self.path))
                 if index.d != self.dimension:
                     raise StoreError(f"{self.path}: dimension {index.d} != manifest dimension {self.dimension}")
+                if self.check_norms and (problems := integrity.vector_norm_problems(index, source=str(self.path))):
+                    raise StoreError(integrity.damage_message(problems))
                 self._index, self._file = index, None
                 fh.close()
                 log.debug("%s: loaded %d vectors (%s)", self.path, index.ntotal, index.describe())
@@ -65,7 +73,7 @@ class LazyVectors:
                 v = self._index
                 return VectorFileInfo(kind=v.kind, d=v.d, ntotal=v.ntotal, ids=v.ids())
             if self._info is None:
-                self._info = peek(_same_file(self._open_file()))
+                self._info = peek(_same_file(self._open_file()), source=str(self.path))
             return self._info
 
     def ntotal(self) -> int:
