@@ -83,6 +83,9 @@ class Settings:
     batch_size: int = field(default=32, metadata={"env": "QABOT_BATCH_SIZE"})
     # How often an indexing run saves its FAISS progress (a killed run resumes from there).
     checkpoint_seconds: float = field(default=60.0, metadata={"env": "QABOT_CHECKPOINT_SECONDS"})
+    # An article longer than this (UTF-8 bytes of its text) is a reported problem, not indexed: a 20 MB
+    # "article" is a mistake (a whole dump in one record) that costs minutes and ~40k chunks.
+    max_article_bytes: int = field(default=10_000_000, metadata={"env": "QABOT_MAX_ARTICLE_BYTES"})
     top_k: int = field(default=5, metadata={"env": "QABOT_TOP_K"})
     min_score: float | None = field(default=None, metadata={"env": "QABOT_MIN_SCORE"})
     log_level: str = field(default="WARNING", metadata={"env": "QABOT_LOG_LEVEL"})
@@ -191,7 +194,7 @@ class Settings:
         return cls.from_env(os.environ, dotenv=Path(".env"), **overrides)
 
 
-_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "top_k", "rate_burst", "max_question_chars", "pg_pool",
+_INTS = frozenset({"chunk_tokens", "chunk_overlap", "batch_size", "max_article_bytes", "top_k", "rate_burst", "max_question_chars", "pg_pool",
                    "rerank_pool", "rerank_sentences", "api_rate_burst"})
 _FLOATS = frozenset({"rate_per_minute", "min_score", "checkpoint_seconds", "llm_timeout", "api_rate_per_minute", "pg_timeout"})
 _SECRETS = frozenset({"telegram_token", "llm_api_key"})

@@ -32,6 +32,8 @@ class Article:
     source: str | None = None
     path: str = ""
     line: int | None = None
+    # True for the earlier parts of a long article stored in parts (qabot.store.partial); not hashed.
+    partial: bool = False
 
     @property
     def content_hash(self) -> str:

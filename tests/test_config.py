@@ -70,7 +70,7 @@ def test_bad_values_name_the_variable(env, message):
 BAD_VALUES = {
     "QABOT_QUERY_PROMPT": "query:\tx", "QABOT_PASSAGE_PROMPT": "passage:\x01", "QABOT_DEVICE": "gpu",
     "QABOT_PRECISION": "int8", "QABOT_CHUNK_TOKENS": "4", "QABOT_CHUNK_OVERLAP": "-1", "QABOT_BATCH_SIZE": "0",
-    "QABOT_CHECKPOINT_SECONDS": "nan", "QABOT_TOP_K": "abc", "QABOT_MIN_SCORE": "1.5", "QABOT_LOG_LEVEL": "loud",
+    "QABOT_CHECKPOINT_SECONDS": "nan", "QABOT_MAX_ARTICLE_BYTES": "0", "QABOT_TOP_K": "abc", "QABOT_MIN_SCORE": "1.5", "QABOT_LOG_LEVEL": "loud",
     "TELEGRAM_BOT_TOKEN": "not a token", "QABOT_TELEGRAM_API_URL": "ftp://example.org/bot",
     "QABOT_ALLOWED_USERS": "alice", "QABOT_ALLOWED_CHATS": "-100,x", "QABOT_ALLOW_ALL": "maybe",
     "QABOT_RATE_PER_MINUTE": "inf", "QABOT_RATE_BURST": "0", "QABOT_MAX_QUESTION_CHARS": "5",

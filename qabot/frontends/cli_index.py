@@ -62,6 +62,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, 
         chunk_overlap=settings.chunk_overlap, batch_size=settings.batch_size,
         progress=sys.stderr.isatty() and not as_json, prune=prune, rebuild=rebuild, repair=repair,
         checkpoint_seconds=settings.checkpoint_seconds, shard=part, pg_timeout=settings.pg_timeout,
+        pg_pool=settings.pg_pool, max_article_bytes=settings.max_article_bytes,
     )
     if as_json:
         emit_json(report.to_dict())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from qabot.documents import Problem
 from qabot.indexer.folder import build_folder_index, delete_folder_articles
-from qabot.indexer.steps import DeleteReport, IndexReport, Shard, batches, chunks_for, sentences_for
+from qabot.indexer.steps import MAX_ARTICLE_BYTES, DeleteReport, IndexReport, Shard, batches, chunks_for, sentences_for
 from qabot.locations import Location, PgUrl, parse_location
 from qabot.models.embedding import Embedder
 
@@ -39,6 +39,7 @@ def build_index(
     repair: bool = False,
     checkpoint_seconds: float = 60.0,
     shard: Shard | None = None,
+    max_article_bytes: int = MAX_ARTICLE_BYTES,
     pg_pool: int = 2,
     pg_timeout: float = 30.0,
 ) -> IndexReport:
@@ -57,10 +58,10 @@ def build_index(
 
         return build_pg_index(archive, location, embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                               batch_size=batch_size, progress=progress, on_problem=on_problem, prune=prune, rebuild=rebuild,
-                              shard=shard, pool_size=pg_pool, timeout=pg_timeout)
+                              shard=shard, pool_size=pg_pool, timeout=pg_timeout, max_article_bytes=max_article_bytes)
     return build_folder_index(archive, location, embedder=embedder, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                               batch_size=batch_size, progress=progress, on_problem=on_problem, prune=prune, rebuild=rebuild, repair=repair,
-                              checkpoint_seconds=checkpoint_seconds, shard=shard)
+                              checkpoint_seconds=checkpoint_seconds, shard=shard, max_article_bytes=max_article_bytes)
 
 
 def delete_articles(index_dir: str | Path | Location, article_ids: Sequence[str], *, pg_timeout: float = 30.0) -> DeleteReport:

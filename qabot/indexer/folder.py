@@ -23,6 +23,7 @@ import numpy as np
 from qabot.documents import Article, Chunk, Problem
 from qabot.errors import StoreError
 from qabot.indexer.steps import (
+    MAX_ARTICLE_BYTES,
     DeleteReport,
     IndexReport,
     Reading,
@@ -57,6 +58,7 @@ def build_folder_index(
     repair: bool = False,
     checkpoint_seconds: float = 60.0,
     shard: Shard | None = None,
+    max_article_bytes: int = MAX_ARTICLE_BYTES,
 ) -> IndexReport:
     """Index every article under ``archive`` into ``index_dir`` (created when missing).
 
@@ -74,7 +76,8 @@ def build_folder_index(
     with generations.writer_lock(run.folder):
         _start(run, rebuild=rebuild, repair=repair)
         todo = changed_articles(Path(archive), run.reading, run.known, embedder, chunk_tokens=chunk_tokens,
-                                chunk_overlap=chunk_overlap, shard=shard)
+                                chunk_overlap=chunk_overlap, shard=shard, max_article_bytes=max_article_bytes,
+                                stored=run.staging.partial_articles() if run.staging is not None else None)
         bar = progress_bar(progress, archive)
         try:
             _index_batches(run, todo, embedder, batch_size=batch_size, checkpoint_seconds=checkpoint_seconds,
@@ -82,6 +85,7 @@ def build_folder_index(
             if prune:
                 _prune(run, archive, shard)
             _add_missing_sentences(run, embedder, batch_size=batch_size)
+            _drop_partial(run)
         except BaseException:
             if run.staging is not None:
                 _save_progress(run.staging)
@@ -153,7 +157,8 @@ def _index_batches(
     """Embed and store ``items`` batch by batch (one transaction each), checkpointing FAISS as it goes."""
     last_checkpoint = time.monotonic()
     # Big batches: encode() sorts by length within a call, so fewer calls mean less padding.
-    for batch in prefetch(batches(items, max_chunks=batch_size * 32)):
+    # split: a long article goes in parts, so checkpoints (and a resumed run) fall inside it too.
+    for batch in prefetch(batches(items, max_chunks=batch_size * 32, split=True)):
         staging = run.writable()
         texts = [c.text for _, chunks in batch for c in chunks]
         spans = [sentences_for(chunks) for _, chunks in batch]
@@ -161,7 +166,7 @@ def _index_batches(
         # One call for both: encode() sorts all texts by length, so chunks and sentences pad little.
         vectors = np.asarray(embedder.embed_passages(texts + sentence_texts, batch_size=batch_size), dtype=np.float32)
         staging.add(batch, vectors[: len(texts)], spans, vectors[len(texts) :])
-        run.counts["indexed"] += len(batch)
+        run.counts["indexed"] += sum(1 for article, _ in batch if not article.partial)
         run.counts["chunks"] += len(texts)
         run.counts["sentences"] += len(sentence_texts)
         if time.monotonic() - last_checkpoint >= checkpoint_seconds:
@@ -198,6 +203,16 @@ def _prune(run: _Run, archive: Path, shard: Shard | None) -> None:
         run.writable().delete_articles(gone)
         run.counts["removed"] = len(gone)
         log.info("%s: pruned %d articles no longer in %s", run.folder, len(gone), archive)
+
+
+def _drop_partial(run: _Run) -> None:
+    """Remove articles still stored in part (an interrupted run's, no longer in the archive or over
+    the size limit now): a published generation holds whole articles only."""
+    if run.staging is None or not (left := run.staging.partial_articles()):
+        return
+    log.warning("%s: removing %d articles an interrupted run stored in part and this run did not finish (e.g. %r)",
+                run.folder, len(left), next(iter(left)))
+    run.staging.delete_articles(sorted(left))
 
 
 def _report(run: _Run, manifest: Manifest, *, index_dir: Path, seconds: float) -> IndexReport:
@@ -264,7 +279,9 @@ def _reconcile(store: Store) -> None:
     """Repair a staging generation a killed run left: SQLite commits per batch, FAISS per checkpoint.
 
     Articles whose chunks have no vector, or that lack some of their chunks, are dropped
-    (the run re-indexes them, since their hash is gone); vectors without a chunk are removed.
+    (the run re-indexes them, since their hash is gone), except a long article stored in parts,
+    which keeps its chunks up to the first without a vector (the run goes on from there); vectors
+    without a chunk are removed.
     """
     faiss_ids, chunk_ids = set(store.faiss_ids().tolist()), set(store.chunk_ids().tolist())
     orphans = faiss_ids - chunk_ids
@@ -273,9 +290,15 @@ def _reconcile(store: Store) -> None:
         store.vectors.remove(np.array(sorted(orphans), dtype=np.int64))
     missing = chunk_ids - faiss_ids
     stale = set(store.articles_of_chunks(sorted(missing))) if missing else set()
+    parts = store.partial_articles()
+    for article_id in sorted(stale & set(parts)):
+        keep = store.first_chunk_without(article_id, missing)
+        log.warning("%s: %s, stored in part, keeps its first %d chunks; the run goes on from there", store.data_dir, article_id, keep)
+        store.truncate_article(article_id, keep)
+    stale -= set(parts)
     stale |= set(store.incomplete_articles())
     if stale:
         log.warning("%s: %d articles lost vectors or chunks in an interrupted run; re-indexing them", store.data_dir, len(stale))
         store.delete_articles(sorted(stale))
-    if orphans or stale:
+    if orphans or stale or missing:
         generations.checkpoint(store)

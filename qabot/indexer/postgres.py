@@ -19,6 +19,7 @@ import numpy as np
 from qabot.documents import Problem
 from qabot.errors import StoreError
 from qabot.indexer.steps import (
+    MAX_ARTICLE_BYTES,
     DeleteReport,
     IndexReport,
     Reading,
@@ -42,6 +43,7 @@ def build_pg_index(
     archive: Path, url: PgUrl, *, embedder: Embedder, chunk_tokens: int = 200, chunk_overlap: int = 1,
     batch_size: int = 32, progress: bool = False, on_problem: Callable[[Problem], None] | None = None,
     prune: bool = False, rebuild: bool = False, shard: Shard | None = None, pool_size: int = 2, timeout: float = 30.0,
+    max_article_bytes: int = MAX_ARTICLE_BYTES,
 ) -> IndexReport:
     """Index every article under ``archive`` (of ``shard``) into the database at ``url``, creating the
     index there if it has none. Other model or chunker settings are refused (IndexMismatchError)."""
@@ -58,7 +60,7 @@ def build_pg_index(
                                 chunk_overlap=chunk_overlap, pool_size=pool_size, timeout=timeout) as store:
         known = store.article_hashes()
         todo = changed_articles(Path(archive), reading, known, embedder, chunk_tokens=chunk_tokens,
-                                chunk_overlap=chunk_overlap, shard=shard)
+                                chunk_overlap=chunk_overlap, shard=shard, max_article_bytes=max_article_bytes)
         bar = progress_bar(progress, archive)
         try:
             for batch in prefetch(batches(todo, max_chunks=batch_size * 32)):

@@ -21,6 +21,7 @@ from qabot.errors import ConfigError
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.chunking import chunk_article, chunk_sentences
 from qabot.models.embedding import Embedder
+from qabot.store import partial
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,18 @@ class Reading:
 COUNTS = ("read", "indexed", "unchanged", "chunks", "sentences", "removed")
 
 
+MAX_ARTICLE_BYTES = 10_000_000  # Settings.max_article_bytes' default
+
+
 def changed_articles(
     archive: Path, reading: Reading, known: dict[str, str], embedder: Embedder, *, chunk_tokens: int, chunk_overlap: int,
-    shard: Shard | None = None,
+    shard: Shard | None = None, max_article_bytes: int = MAX_ARTICLE_BYTES, stored: dict[str, int] | None = None,
 ) -> Iterator[tuple[Article, list[Chunk]]]:
     """The archive's articles (of ``shard``) that are new or changed against ``known`` (id -> content hash),
-    with their chunks; counts and notes the rest."""
+    with their chunks; counts and notes the rest (an article over ``max_article_bytes`` is a problem).
+
+    An article stored in part by an interrupted run (``stored``: id -> chunks stored, its known
+    hash marked partial) comes with the chunks it still lacks, when its text is unchanged."""
     for article in iter_articles(archive, on_problem=reading.note):
         if shard is not None and not shard.holds(article.id):
             continue
@@ -124,6 +131,10 @@ def changed_articles(
             reading.note(Problem(article.path, article.line, f"duplicate article id {article.id!r} (first read from {reading.seen[article.id]})"))
             continue
         reading.seen[article.id] = where
+        if (size := too_big(article.text, max_article_bytes)) is not None:
+            reading.note(Problem(article.path, article.line, f"article {article.id!r} is {size / 1e6:.1f} MB, over the "
+                                 f"limit of {max_article_bytes / 1e6:g} MB (QABOT_MAX_ARTICLE_BYTES); not indexed"))
+            continue
         if known.get(article.id) == article.content_hash:
             reading.counts["unchanged"] += 1
             continue
@@ -131,7 +142,17 @@ def changed_articles(
         if not chunks:
             reading.note(Problem(article.path, article.line, "no text to index"))
             continue
+        if known.get(article.id) == partial.PARTIAL + article.content_hash and 0 < (done := (stored or {}).get(article.id, 0)) < len(chunks):
+            chunks = chunks[done:]  # the rest of a long article an interrupted run stored in part
         yield article, chunks
+
+
+def too_big(text: str, limit: int) -> int | None:
+    """The UTF-8 size of ``text`` when it is over ``limit`` bytes, else None (cheap for short texts)."""
+    if len(text) * 4 <= limit:  # no character takes more than 4 bytes
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else None
 
 
 def sentences_for(chunks: Sequence[Chunk]) -> list[Sentence]:
@@ -158,13 +179,28 @@ class DeleteReport:
     chunks_total: int
 
 
-def batches(items: Iterable[tuple[Article, list[Chunk]]], *, max_chunks: int) -> Iterator[list[tuple[Article, list[Chunk]]]]:
-    """Group articles so each batch holds about ``max_chunks`` chunks (never splitting an article)."""
+def batches(
+    items: Iterable[tuple[Article, list[Chunk]]], *, max_chunks: int, split: bool = False,
+) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    """Group articles so each batch holds about ``max_chunks`` chunks.
+
+    Without ``split`` an article is never split. With it, an article of more than ``max_chunks``
+    chunks is cut into parts of ``max_chunks``, a batch each, every part but the last marked
+    partial (:func:`qabot.store.partial.mark`), so that the indexer's checkpoints fall inside it.
+    """
     batch: list[tuple[Article, list[Chunk]]] = []
     size = 0
-    for item in items:
-        batch.append(item)
-        size += len(item[1])
+    for article, chunks in items:
+        if split and len(chunks) > max_chunks:
+            if batch:
+                yield batch
+                batch, size = [], 0
+            for lo in range(0, len(chunks), max_chunks):
+                last = lo + max_chunks >= len(chunks)
+                yield [(article if last else partial.mark(article), chunks[lo : lo + max_chunks])]
+            continue
+        batch.append((article, chunks))
+        size += len(chunks)
         if size >= max_chunks:
             yield batch
             batch, size = [], 0

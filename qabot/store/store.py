@@ -28,7 +28,7 @@ import sqlite_utils
 
 from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.store import integrity, sentences
+from qabot.store import integrity, partial, sentences
 from qabot.store.files import atomic_write
 from qabot.store.manifest import (
     DB_NAME,
@@ -256,7 +256,8 @@ class Store(Queries):
         ``sentence_spans`` one list per article (``chunk_sentences`` of its chunks) and
         ``sentence_vectors`` one row per sentence, in that order. An article already present
         (same id) is replaced with its chunks and sentences, in the same transaction, so a
-        crash never leaves an article without them. Without ``sentence_spans`` the articles
+        crash never leaves an article without them; chunks that do not start at index 0 are a
+        later part of an article stored in parts (:mod:`qabot.store.partial`). Without ``sentence_spans`` the articles
         are stored without sentences (as an index from before sentence vectors).
         """
         n_chunks = sum(len(chunks) for _, chunks in items)
@@ -275,9 +276,15 @@ class Store(Queries):
         article_sql = f"insert into articles ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
         # db.atomic(), not "with conn": sqlite-utils commits each statement outside an explicit transaction.
         with self.db.atomic():
-            stale = self._delete_rows([a.id for a, _ in items]) if items else []
+            # An article's first part replaces any older copy; a later part (a long article stored
+            # in parts: qabot.store.partial) adds to what its earlier parts stored.
+            fresh = [a.id for a, chunks in items if partial.first_chunk_index(chunks) == 0]
+            stale = self._delete_rows(fresh) if fresh else []
             for article, chunks in items:
-                self.db.execute(article_sql, list(_article_row(article, len(chunks), now).values()))
+                if partial.first_chunk_index(chunks) == 0:
+                    self.db.execute(article_sql, list(_article_row(article, len(chunks), now).values()))
+                else:
+                    partial.append(self.db, article, len(chunks))
                 for chunk in chunks:
                     cursor = self.db.execute(
                         'insert into chunks (article_id, idx, text, start, "end", n_tokens) values (?, ?, ?, ?, ?, ?)',
@@ -359,6 +366,22 @@ class Store(Queries):
                 self._sentences = index
             return self._sentences
 
+    def partial_articles(self) -> dict[str, int]:
+        """Articles stored in part (a long one a run was interrupted in): id -> chunks stored."""
+        return partial.stored_chunks(self.db)
+
+    def first_chunk_without(self, article_id: str, missing: set[int]) -> int:
+        """The index of ``article_id``'s first chunk whose id is in ``missing`` (its chunk count if none)."""
+        rows = self.db.execute("select idx, id from chunks where article_id = ? order by idx", [article_id]).fetchall()
+        return next((idx for idx, chunk_id in rows if chunk_id in missing), len(rows))
+
+    def truncate_article(self, article_id: str, keep: int) -> None:
+        """Keep only the first ``keep`` chunks of a partial article (with their sentences and vectors)."""
+        with self.db.atomic():
+            removed = partial.truncate(self.db, article_id, keep)
+        if removed:
+            self.vectors.remove(np.array(removed, dtype=np.int64))
+
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, one row each (IndexIDMap2 keeps id -> row)."""
         return self.vectors.reconstruct([int(i) for i in chunk_ids])
@@ -367,7 +390,7 @@ def _article_row(article: Article, n_chunks: int, now: str) -> dict[str, Any]:
     return {
         "id": article.id, "title": article.title, "date": article.date, "url": article.url,
         "source": article.source, "path": article.path, "line": article.line,
-        "content_hash": article.content_hash, "text": article.text, "n_chunks": n_chunks, "n_sentences": None, "indexed_at": now,
+        "content_hash": partial.stored_hash(article), "text": article.text, "n_chunks": n_chunks, "n_sentences": None, "indexed_at": now,
     }
 
 
