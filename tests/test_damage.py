@@ -315,3 +315,20 @@ def test_an_archive_that_is_not_a_file_or_folder_is_refused_before_anything_is_w
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == f"error: {archive}: not a regular file or folder (a device, FIFO or socket)"
     assert not folder.exists()
+
+
+def test_a_lock_or_journal_that_cannot_be_opened_is_one_error_line(sound, cli_env: Path) -> None:
+    # A read-only index folder gave `PermissionError: .lock` (writers) and `OperationalError` (readers).
+    # Running as root here, permissions cannot be taken away: a folder in the file's place fails the same calls.
+    archive, built, _ = sound
+    folder = cli_env / "ix"
+    shutil.copytree(built, folder)
+    (folder / ".lock").unlink(missing_ok=True)
+    (folder / ".lock").mkdir()
+    result = CliRunner().invoke(cli, ["index", str(archive), "--index", str(folder)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.startswith(f"error: {folder / '.lock'}: cannot take the writer lock (Is a directory)")
+    data_dir = _target(folder, DB_NAME).parent
+    (data_dir / f"{DB_NAME}-wal").mkdir()
+    with pytest.raises(StoreError, match=r"qabot\.db: cannot open or read it \(.*\); check that this user may read"):
+        _answer(folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -44,6 +45,9 @@ def edge(func: F) -> F:
             return func(*args, **kwargs)
         except QabotError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except sqlite3.DatabaseError as exc:  # the store names the file where it can; never a traceback
+            click.echo(f"error: the index database: {exc}; `qabot check` says what is damaged and how to repair it", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted (an indexing run saved its progress: run the same command again to resume)"

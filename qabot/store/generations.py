@@ -78,9 +78,13 @@ class Staging:
 def writer_lock(folder: Path) -> Iterator[None]:
     """Only one writer per index folder; a second one fails at once with a clear message."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder, another user's index, a lock that is a folder
+        raise StoreError(f"{path}: cannot take the writer lock ({exc.strerror or exc}); writing the index needs "
+                         f"a user who may create and write files in {folder}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
