@@ -19,7 +19,7 @@ import sqlite_utils
 
 from qabot.documents import Chunk
 from qabot.errors import StoreError
-from qabot.store import integrity, sentences
+from qabot.store import integrity, partial, sentences
 from qabot.store.manifest import DB_NAME, Manifest
 from qabot.store.sentences import StoredSentence
 
@@ -66,6 +66,15 @@ class Queries:
             marks = ",".join("?" * len(part))
             found.update(r[0] for r in self.db.execute(f"select distinct article_id from chunks where id in ({marks})", part))
         return sorted(found)
+
+    def partial_articles(self) -> dict[str, int]:
+        """Articles stored in part (a long one a run was interrupted in): id -> chunks stored."""
+        return partial.stored_chunks(self.db)
+
+    def first_chunk_without(self, article_id: str, missing: set[int]) -> int:
+        """The index of ``article_id``'s first chunk whose id is in ``missing`` (its chunk count if none)."""
+        rows = self.db.execute("select idx, id from chunks where article_id = ? order by idx", [article_id]).fetchall()
+        return next((idx for idx, chunk_id in rows if chunk_id in missing), len(rows))
 
     def articles_without_sentences(self) -> list[str]:
         return sentences.articles_without(self.db)

@@ -366,15 +366,6 @@ class Store(Queries):
                 self._sentences = index
             return self._sentences
 
-    def partial_articles(self) -> dict[str, int]:
-        """Articles stored in part (a long one a run was interrupted in): id -> chunks stored."""
-        return partial.stored_chunks(self.db)
-
-    def first_chunk_without(self, article_id: str, missing: set[int]) -> int:
-        """The index of ``article_id``'s first chunk whose id is in ``missing`` (its chunk count if none)."""
-        rows = self.db.execute("select idx, id from chunks where article_id = ? order by idx", [article_id]).fetchall()
-        return next((idx for idx, chunk_id in rows if chunk_id in missing), len(rows))
-
     def truncate_article(self, article_id: str, keep: int) -> None:
         """Keep only the first ``keep`` chunks of a partial article (with their sentences and vectors)."""
         with self.db.atomic():
