@@ -80,6 +80,20 @@ def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
 
 
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean working directory and environment (no QABOT_* or bot token) in which the CLI's
+    model is the fast HashEmbedder (click's CliRunner tests)."""
+    from tests.fake_model_cli import use_hash_embedder
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
+            monkeypatch.delenv(key)
+    use_hash_embedder(monkeypatch)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, e5) -> Path:
     """The bundled sample archive indexed with the real model."""

@@ -28,8 +28,6 @@ from qabot.ingest.chunking import chunk_article, count_tokens
 from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
 
-from .fake_model_cli import use_hash_embedder
-
 CORPUS = Path(__file__).parent / "data" / "bad_corpus"
 BUDGET = 200  # build_index's default chunk_tokens
 
@@ -479,17 +477,6 @@ def test_build_index_over_the_whole_corpus(tmp_path: Path, special) -> None:
         assert match[1].skipped == want.skipped
         unmatched.remove(match)
     assert unmatched == [], "reported but not expected"
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean working directory and environment using the tiny hash embedder (as in test_cli)."""
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
-            monkeypatch.delenv(key)
-    use_hash_embedder(monkeypatch)
-    return tmp_path
 
 
 def test_cli_prints_each_problem_with_path_line_and_reason(cli_env: Path) -> None:

@@ -34,7 +34,6 @@ from qabot.store.checks import check_index
 from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME
 
 from .archives import article_text, write_archive
-from .fake_model_cli import use_hash_embedder
 from .tiny_model import build_tiny_model
 
 ARTICLES = range(12)
@@ -225,14 +224,10 @@ def test_an_emptied_database_is_refused_and_never_rebuilt_in_place(sound, tmp_pa
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
-            monkeypatch.delenv(key)
+def cli_env(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """conftest's ``cli_env`` with this module's chunk size (the sound index was built with it)."""
     monkeypatch.setenv("QABOT_CHUNK_TOKENS", str(CHUNK_TOKENS))
-    use_hash_embedder(monkeypatch)
-    return tmp_path
+    return cli_env
 
 
 def test_the_cli_names_the_damage_and_the_repair_in_one_line(sound, cli_env: Path) -> None:
