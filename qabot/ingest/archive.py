@@ -8,6 +8,14 @@ Formats, chosen by file extension (case does not matter):
 ``.csv`` / ``.tsv``         a header naming the same columns (aliases such as body, headline,
                             link, published are understood), or the headerless 10kGNAD layout
                             ``label;'text'`` (the label is a category, not a source: it is dropped)
+``.html`` / ``.htm``        one article a page (:mod:`qabot.ingest.web`)
+``.warc`` / ``.warc.gz``    every HTML page answered 200 (:mod:`qabot.ingest.warc`)
+``.xml``                    NewsML-G2 or NITF (:mod:`qabot.ingest.newsml`)
+``.json`` (digitalwires)    dpa's news API entries (:mod:`qabot.ingest.digitalwires`)
+
+The last four can hold an article more than once (a page captured again, version 2 of an
+agency item): the archive is read in two passes, and only the newest version of each id is
+read (:mod:`qabot.ingest.versions`).
 
 Nothing here stops at a bad input: each problem goes to ``on_problem`` (logged by default)
 and reading goes on. Bytes become text here (:func:`decode`); the parsers in
@@ -23,12 +31,18 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qabot.documents import Article, Problem
 from qabot.errors import ArchiveError
 from qabot.ingest.cleaning import normalise_text, title_from_text
+from qabot.ingest.digitalwires import is_digitalwires, parse_digitalwires
+from qabot.ingest.newsml import parse_newsml
 from qabot.ingest.parsers import Parsed, parse_csv, parse_date, parse_jsonl, parse_seed
+from qabot.ingest.versions import Keep, Latest, Version, keep_all
+from qabot.ingest.warc import is_warc, read_warc
+from qabot.ingest.web import date_from_name, page_id, parse_html
 
 __all__ = [
     "decode",
@@ -48,6 +62,9 @@ logger = logging.getLogger(__name__)
 SEED_SUFFIXES = frozenset({".txt", ""})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+XML_SUFFIXES = frozenset({".xml"})
+_SNIFF_JSON = 65536  # characters of a .json file searched for digitalwires' "format" key
 
 ProblemHandler = Callable[[Problem], None]
 
@@ -78,12 +95,36 @@ def iter_articles(path: Path, *, on_problem: ProblemHandler | None = None) -> It
     root = Path(path)
     report = on_problem or _log_problem
     if root.is_file():
-        yield from read_file(root, root.name, on_problem=report)
-        return
-    if not root.is_dir():
+        files = [(root, root.name)]
+    elif root.is_dir():
+        files = [(root / rel, rel) for rel in _walk(root, report)]
+    else:
         raise ArchiveError(str(root), "not a file or folder" if root.exists() else "no such file or folder")
-    for rel in _walk(root, report):
-        yield from read_file(root / rel, rel, on_problem=report)
+    latest = Latest()
+    for file, rel in files:  # the first pass: which version of each article to read
+        if _versioned(file):
+            for _ in read_file(file, rel, on_problem=_ignore, keep=latest.offer):
+                pass
+    for file, rel in files:
+        yield from read_file(file, rel, on_problem=report, keep=latest.is_latest)
+
+
+def _ignore(problem: Problem) -> None:
+    """The first pass's problems: the second pass reports them."""
+
+
+def _versioned(path: Path) -> bool:
+    """Can this file hold an article that another version replaces (read in the first pass too)?"""
+    suffix = path.suffix.lower()
+    if is_warc(path.name) or suffix in HTML_SUFFIXES or suffix in XML_SUFFIXES:
+        return True
+    if suffix == ".json" and path.is_file():
+        try:
+            with path.open("rb") as stream:
+                return is_digitalwires(stream.read(_SNIFF_JSON).decode("utf-8", "replace"))
+        except OSError:
+            return False
+    return False
 
 
 def require_readable(path: Path) -> None:
@@ -129,16 +170,23 @@ def _walk(root: Path, report: ProblemHandler) -> list[str]:
     return sorted(found)
 
 
-def read_file(path: Path, rel: str, *, on_problem: ProblemHandler) -> Iterator[Article]:
-    """Read one archive file; ``rel`` is its path relative to the archive root (it makes the ids)."""
+def read_file(path: Path, rel: str, *, on_problem: ProblemHandler, keep: Keep = keep_all) -> Iterator[Article]:
+    """Read one archive file; ``rel`` is its path relative to the archive root (it makes the ids).
+
+    ``keep`` says which versions of a page or an agency item to read (default: all of them).
+    """
     where = str(path)
     suffix = path.suffix.lower()
+    binary = is_warc(path.name) or suffix in HTML_SUFFIXES or suffix in XML_SUFFIXES
     parse = _PARSERS.get(suffix)
-    if parse is None:
+    if parse is None and not binary:
         on_problem(Problem(where, None, f"unsupported file type {suffix}"))
         return
     if not path.is_file():  # a FIFO or a dangling link: reading could block or fail
         on_problem(Problem(where, None, _not_regular(path)))
+        return
+    if binary:
+        yield from _read_binary(path, rel, on_problem=on_problem, keep=keep)
         return
     try:
         text, warning = decode(path.read_bytes())
@@ -150,9 +198,12 @@ def read_file(path: Path, rel: str, *, on_problem: ProblemHandler) -> Iterator[A
         return
     if warning:
         on_problem(Problem(where, None, warning, skipped=False))
+    if suffix == ".json" and is_digitalwires(text[:_SNIFF_JSON]):
+        yield from _guarded(parse_digitalwires(text, rel=rel, path=where, keep=keep), where, on_problem)
+        return
     found = False
     try:
-        for item in parse(text, rel=rel, path=where):
+        for item in parse(text, rel=rel, path=where):  # type: ignore[misc]
             found = True
             if isinstance(item, Problem):
                 on_problem(item)
@@ -164,6 +215,47 @@ def read_file(path: Path, rel: str, *, on_problem: ProblemHandler) -> Iterator[A
         return
     if not found:
         on_problem(Problem(where, None, "no articles in the file"))
+
+
+def _read_binary(path: Path, rel: str, *, on_problem: ProblemHandler, keep: Keep) -> Iterator[Article]:
+    """A web page, web archive or NewsML/NITF file: each reader decodes its bytes itself."""
+    where = str(path)
+    if is_warc(path.name):
+        yield from _guarded(read_warc(path, rel, keep=keep), where, on_problem)
+        return
+    try:
+        data = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        on_problem(Problem(where, None, f"cannot read: {exc.strerror or exc}"))
+        return
+    if not data.strip():
+        on_problem(Problem(where, None, "empty file"))
+        return
+    if path.suffix.lower() in XML_SUFFIXES:
+        yield from _guarded(parse_newsml(data, rel=rel, path=where, keep=keep), where, on_problem)
+        return
+    if b"\x00" in data[:_SAMPLE] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        on_problem(Problem(where, None, "binary file"))
+        return
+    # The page's own date first; then the file's name; its mtime only as the last resort.
+    fallback = date_from_name(rel) or datetime.fromtimestamp(mtime, UTC).date().isoformat()
+    if not keep(page_id(data, url=None, rel=rel), Version(0, mtime), where):
+        return
+    yield from _guarded(parse_html(data, rel=rel, path=where, fallback_date=fallback), where, on_problem)
+
+
+def _guarded(items: Parsed, where: str, on_problem: ProblemHandler) -> Iterator[Article]:
+    """The articles of ``items``, its problems to ``on_problem``; a reader's bug costs its file, not the run."""
+    try:
+        for item in items:
+            if isinstance(item, Problem):
+                on_problem(item)
+            else:
+                yield item
+    except Exception as exc:
+        logger.warning("%s: cannot parse", where, exc_info=True)
+        on_problem(Problem(where, None, f"cannot parse: {type(exc).__name__}: {exc}"))
 
 
 def _not_regular(path: Path) -> str:
