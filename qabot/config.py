@@ -122,6 +122,10 @@ class Settings:
     # An index in PostgreSQL: connections per process (the pool) and the connect/statement timeout.
     pg_pool: int = field(default=4, metadata={"env": "QABOT_PG_POOL"})
     pg_timeout: float = field(default=30.0, metadata={"env": "QABOT_PG_TIMEOUT"})
+    # `qabot follow`: how site owners reach the operator (in the User-Agent), and hosts besides a
+    # source's own site that its links may lead to.
+    follow_contact: str | None = field(default=None, metadata={"env": "QABOT_FOLLOW_CONTACT"})
+    follow_hosts: tuple[str, ...] = field(default_factory=tuple, metadata={"env": "QABOT_FOLLOW_HOSTS"})
 
     def __post_init__(self) -> None:
         # Normalise spelling first (frozen: object.__setattr__), then check every field, so a bad
@@ -142,9 +146,10 @@ class Settings:
         if isinstance(self.api_keys, str | list | set | frozenset):
             keys = self.api_keys.split(",") if isinstance(self.api_keys, str) else self.api_keys
             object.__setattr__(self, "api_keys", tuple(k if isinstance(k, Secret) else Secret(str(k).strip()) for k in keys))
-        if isinstance(self.api_hosts, str | list | set | frozenset):
-            hosts = self.api_hosts.split(",") if isinstance(self.api_hosts, str) else self.api_hosts
-            object.__setattr__(self, "api_hosts", _host_names(hosts))
+        for name in ("api_hosts", "follow_hosts"):
+            value = getattr(self, name)
+            if isinstance(value, str | list | set | frozenset):
+                object.__setattr__(self, name, _host_names(value.split(",") if isinstance(value, str) else value))
         for f in fields(self):
             problem = _problem(f.name, getattr(self, f.name))
             if problem:
@@ -234,7 +239,7 @@ def _parse(name: str, env: str, raw: str) -> Any:
             return Secret(raw)
         if name == "api_keys":
             return tuple(Secret(part.strip()) for part in raw.split(",") if part.strip())
-        if name == "api_hosts":
+        if name in {"api_hosts", "follow_hosts"}:
             hosts = _host_names(raw.split(","))
             problem = _problem(name, hosts)
             if problem:
@@ -323,7 +328,12 @@ def _problem(name: str, value: Any) -> str | None:
             return "must be comma-separated keys"
         short = [k for k in value if len(k.get()) < 16 or any(c.isspace() or ord(c) < 32 for c in k.get())]
         return "each key must be at least 16 characters, without spaces" if short else None
-    if name == "api_hosts":
+    if name == "follow_contact":
+        # it goes into the User-Agent header as "(+contact)": printable ASCII, no parentheses
+        ok = value is None or (isinstance(value, str) and 3 <= len(value) <= 200
+                               and all(32 <= ord(c) < 127 and c not in "()" for c in value))
+        return None if ok else "must be an e-mail address or URL (printable ASCII, 3-200 characters, no parentheses)"
+    if name in {"api_hosts", "follow_hosts"}:
         if not isinstance(value, tuple):
             return "must be comma-separated host names"
         bad = [h for h in value if not (isinstance(h, str) and _is_host_name(h))]

@@ -178,6 +178,7 @@ def test_ask_and_search_take_since_and_until(env):
 SETTINGS_COMMANDS = [
     ("index", "--sample"), ("ask", "anything"), ("search", "anything"), ("chat",), ("run",), ("bot",),
     ("delete", "art-1"), ("check",), ("stats",), ("serve",), ("model", "install"), ("copy", "index/a", "index/b"),
+    ("follow", "http://127.0.0.1:9/feed.xml", "--archive", "archive", "--once"),
 ]
 
 

@@ -79,6 +79,7 @@ BAD_VALUES = {
     "QABOT_READER_DEVICE": "tpu", "QABOT_LLM_URL": "localhost:11434", "QABOT_LLM_MODEL": "llama\x7f\x00",
     "QABOT_LLM_TIMEOUT": "0", "QABOT_API_KEYS": "short", "QABOT_API_RATE_PER_MINUTE": "-1",
     "QABOT_API_RATE_BURST": "0", "QABOT_API_HOSTS": "qabot.lan:8000", "QABOT_PG_POOL": "0", "QABOT_PG_TIMEOUT": "-5",
+    "QABOT_FOLLOW_CONTACT": "ops (at) example.org", "QABOT_FOLLOW_HOSTS": "https://cdn.example.org",
     "QABOT_INDEX": "postgresql://qabot:hunter2@db.example.org:5432/",  # a URL without a database
 }
 # Any value of these is a valid path or model name (a blank one means the default).

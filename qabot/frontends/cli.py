@@ -17,6 +17,7 @@ import click
 
 from qabot.config import LOG_LEVELS, MAX_TOP_K, Settings
 from qabot.frontends.cli_common import count, date_options, edge, emit_json, index_option, sample_archive, settings_for
+from qabot.frontends.cli_follow import follow
 from qabot.frontends.cli_index import check, copy, delete, index, stats
 from qabot.locations import Location
 
@@ -194,7 +195,7 @@ def model_install(ctx: click.Context, force: bool, tokenizer_json: Path | None) 
         click.echo(f"reranker ready at {reranker}")
 
 
-for _command in (index, delete, check, stats, copy):
+for _command in (index, delete, check, stats, copy, follow):
     cli.add_command(_command)
 
 
