@@ -63,15 +63,15 @@ def read_warc(path: Path, rel: str, *, keep: Keep) -> Iterator[Article | Problem
                         yield Problem(where, None, "no WARC records in the file")
                     return
                 number += 1
-                if isinstance(step, Problem):
-                    yield step
-                    if "bad WARC record header" not in step.reason:
-                        return  # truncated or unreadable: nothing after it can be trusted
+                if isinstance(step, tuple) and isinstance(step[0], Problem):
+                    problem, resync = step
+                    yield problem
+                    if not resync:
+                        return  # truncated: nothing after it can be trusted
                     # warcio's offset is the file position of the record it failed on, or 0 before its first
                     bad_at = max(records.offset or 0, start)
                     resume = _next_record(stream, bad_at + 1, gzipped=gzipped)
-                    if resume is None:
-                        yield Problem(where, number, f"record {number}: no record after it; the rest of the file is not read")
+                    if resume is None:  # no record after it: the bad one was the last
                         return
                     stream.seek(resume)
                     start = resume
@@ -82,9 +82,10 @@ def read_warc(path: Path, rel: str, *, keep: Keep) -> Iterator[Article | Problem
                 yield from _record(record, data, number, where=where, rel=rel, keep=keep)
 
 
-def _next(walk: Iterator[object], records: ArchiveIterator, number: int, where: str) -> tuple[object, bytes | None, list[str]] | Problem | None:
+def _next(walk: Iterator[object], records: ArchiveIterator, number: int,
+          where: str) -> tuple[object, bytes | None, list[str]] | tuple[Problem, bool] | None:
     """The next record read to its end, with its payload (HTML 200 responses only) and warcio's warnings;
-    a Problem for a bad header, a truncated record or damaged compression; None at the end of the file."""
+    (a Problem, whether to go on at the next record) for a bad record or a truncated one; None at the end."""
     noise = io.StringIO()
     try:
         with contextlib.redirect_stderr(noise):  # warcio prints what it finds wrong to stderr; it goes into the report
@@ -97,12 +98,12 @@ def _next(walk: Iterator[object], records: ArchiveIterator, number: int, where: 
             raw = record.raw_stream  # type: ignore[attr-defined]
             decompressor = records.reader.decompressor if records.reader is not None else None
             if getattr(raw, "limit", 0) > 0 or (decompressor is not None and not getattr(decompressor, "eof", True)):
-                return Problem(where, number, f"record {number}: the file ends inside it (truncated)")
+                return Problem(where, number, f"record {number}: the file ends inside it (truncated)"), False
     except ArchiveLoadFailed as exc:
-        return Problem(where, number, f"record {number}: bad WARC record header ({_short(exc)})")
-    except Exception as exc:  # zlib.error from damaged gzip data, and whatever else warcio raises
-        logger.warning("%s: record %d: cannot read", where, number, exc_info=True)
-        return Problem(where, number, f"record {number}: cannot read: {type(exc).__name__}: {_short(exc)}")
+        return Problem(where, number, f"record {number}: bad WARC record header ({_short(exc)})"), True
+    except Exception as exc:  # a header warcio chokes on (no target URI), zlib.error from damaged gzip data
+        logger.debug("%s: record %d: cannot read", where, number, exc_info=True)
+        return Problem(where, number, f"record {number}: bad WARC record ({type(exc).__name__}: {_short(exc)})"), True
     warnings = [f"warcio: {_short(Exception(line))}" for line in noise.getvalue().split("\n") if line.strip().startswith("WARNING")]
     return record, data, warnings
 
