@@ -88,6 +88,7 @@ class Round:
         self.warc = RoundWarc(self.archive, state, started=self.started, software=options.software)
         self._robots: dict[str, Robots] = {}
         self._private: dict[str, bool] = {}
+        self._unreachable: dict[str, str] = {}  # origin -> why it may not be reached (a refused address)
 
     # -- the round -----------------------------------------------------------------------------------------
     def run(self) -> RoundReport:
@@ -153,6 +154,9 @@ class Round:
             return []
         origin = origin or self._origin(url)
         refusal = self._gate(url, origin)
+        if refusal and refusal.startswith("the server asked"):
+            self.tally.counts["waiting"] += 1  # the host said 429/503: not this source's failure
+            return []
         if refusal:
             self._source_failed(url, refusal)
             return []
@@ -202,8 +206,10 @@ class Round:
             else:
                 fetched = self.fetcher.fetch(robots_url(url), accept=ANY_TYPE, allow_private=origin.allow_private,
                                              max_bytes=4 * MAX_ROBOTS_BYTES)
-                if fetched.error == "stopped":
-                    return Robots("deny")  # not remembered: asked again next time
+                if fetched.error == "stopped" or (fetched.error or "").startswith("refused:"):
+                    # not remembered: a stop asks again next time; a refused address is the reason itself
+                    self._unreachable[key] = fetched.error or "stopped"
+                    return Robots("deny")
                 # RFC 9309: a 200 is read, a 4xx allows all, anything else (5xx, no answer, a redirect
                 # loop, an oversized file) disallows all until robots.txt is asked again
                 status = fetched.status if fetched.ok or (fetched.status or 0) >= 400 else None
@@ -221,6 +227,8 @@ class Round:
         if wait > 0:
             return f"the server asked to wait ({wait:.0f} s left)"
         robots = self._robots_for(url, origin)
+        if origin_of(url) in self._unreachable:
+            return self._unreachable[origin_of(url)]
         if robots.mode == "deny":
             return "robots.txt could not be read (a server error or no answer); asked again within the hour"
         if not robots.allows(url):
