@@ -6,11 +6,14 @@ Steps, in order:
    costs nothing more. A source that fails is recorded with its reason and a time to try again;
    it never stops the round. A source on a non-public network (the operator's intranet, the
    tests' 127.0.0.1) may lead to non-public addresses; any other may not.
-2. **Links.** Each listed URL is checked: http(s) only, on the source's own site or a host the
-   operator lists, allowed by robots.txt. A URL archived before is fetched again only when its
-   source lists it with another date (lastmod, updated); then with If-None-Match /
-   If-Modified-Since. Failed pages are tried again once their wait is over. Newest first, round
-   robin over hosts (so one slow host does not hold the others up), at most ``max_pages``.
+2. **Links.** Each listed URL is checked (http(s) only; the source's own site or a host the
+   operator lists) and recorded in the state with the source's validators, in one transaction:
+   a URL not seen before, or listed with another date (lastmod, updated), becomes *due*. So a
+   follower killed after reading a feed still fetches its pages next time, although the feed
+   then answers 304. Due pages whose wait (after a failure) is over are fetched: newest first,
+   round robin over hosts (one slow host does not hold the others up), at most ``max_pages``
+   (the rest stay due), each allowed by robots.txt; one archived before with If-None-Match /
+   If-Modified-Since.
 3. **Pages.** Each page is fetched, checked with the archive reader's own extraction
    (:func:`qabot.ingest.web.article_from_html`: a page without article text is a failure with
    the reason, never archived) and, when its article is new or changed, appended to the round's
@@ -89,28 +92,26 @@ class Round:
         self._robots: dict[str, Robots] = {}
         self._private: dict[str, bool] = {}
         self._unreachable: dict[str, str] = {}  # origin -> why it may not be reached (a refused address)
+        self._listed: set[str] = set()  # page links the sources read this round list
 
     # -- the round -----------------------------------------------------------------------------------------
     def run(self) -> RoundReport:
         began = time.perf_counter()
-        queue: dict[str, tuple[Link, Origin]] = {}
         try:
             for source in self.sources:
                 if self.fetcher.stop.is_set():
                     break
                 with self.tally.timed("sources"):
-                    found = self._read_source(source)
-                for link, origin in found:
-                    queue.setdefault(link.url, (link, origin))
-            for page in self.state.pages_due_for_retry(self.now()):
-                queue.setdefault(page.url, (Link(page.url, page.listed_date), self._origin(page.source)))
-            self._fetch_pages(self._choose(queue))
+                    self._read_source(source)
+            due, waiting = self.state.pages_due(self.now())
+            self.tally.counts["waiting"] += waiting
+            self._fetch_pages(self._choose(due))
         finally:
             published = self.warc.finish()
         c = self.tally.counts
         return RoundReport(
             started=self.started.strftime("%Y-%m-%dT%H:%M:%SZ"), sources=len(self.sources), sources_read=c["sources_read"],
-            sources_unchanged=c["sources_unchanged"], sources_failed=c["sources_failed"], links=len(queue), new=c["new"],
+            sources_unchanged=c["sources_unchanged"], sources_failed=c["sources_failed"], links=len(self._listed), new=c["new"],
             changed=c["changed"], unchanged=c["unchanged"], failed=c["failed"], refused=c["refused"], waiting=c["waiting"],
             left=c["left"], requests=self.fetcher.requests, warc=str(published.relative_to(self.archive)) if published else None,
             seconds=time.perf_counter() - began, steps=dict(self.tally.steps), failures=tuple(self.tally.failures),
@@ -140,61 +141,67 @@ class Round:
         self.tally.counts["sources_failed"] += 1
         self.tally.failures.append(Failure(url, reason, "source", in_a_row, wait))
 
-    def _read_source(self, url: str, *, origin: Origin | None = None, depth: int = 0) -> list[tuple[Link, Origin]]:
-        """The page links of one source (a sitemap index: of its sitemaps), or [] after recording why not."""
+    def _read_source(self, url: str, *, origin: Origin | None = None, depth: int = 0) -> None:
+        """Read one source (a sitemap index: its sitemaps) and record the links it lists, or why not."""
         problem = url_problem(url)
         if problem:
             self._source_failed(url, problem)
-            return []
+            return
         known = self.state.source(url)
         if known and known.failures and known.retry_at > self.now():
             self.tally.counts["waiting"] += 1
             self.tally.failures.append(Failure(url, f"failed before ({known.failures} times); waiting", "source", known.failures,
                                                known.retry_at - self.now()))
-            return []
+            return
         origin = origin or self._origin(url)
         refusal = self._gate(url, origin)
         if refusal and refusal.startswith("the server asked"):
             self.tally.counts["waiting"] += 1  # the host said 429/503: not this source's failure
-            return []
+            return
         if refusal:
             self._source_failed(url, refusal)
-            return []
+            return
         fetched = self.fetcher.fetch(url, accept=FEED_TYPES, allow_private=origin.allow_private,
                                      etag=known.etag if known else None, last_modified=known.last_modified if known else None)
         if fetched.error == "stopped":
-            return []
+            return
         if fetched.not_modified:
             self.state.source_read(url, etag=known.etag if known else None, last_modified=known.last_modified if known else None,
                                    now=self.now())
             self.tally.counts["sources_unchanged"] += 1
-            return []
+            return
         if not fetched.ok:
             self._note_server_wait(fetched)
             self._source_failed(url, fetched.error or f"HTTP {fetched.status}", status=fetched.status,
                                 retry_after=fetched.retry_after)
-            return []
+            return
         try:
             listing = parse_listing(fetched.body, base_url=fetched.final_url)
         except ValueError as exc:
             self._source_failed(url, str(exc))
-            return []
+            return
         self.tally.counts["sources_read"] += 1
         # the source may have been redirected (feeds.example.de -> www.example.de): both are its site
         here = Origin(origin.source, tuple(dict.fromkeys((*origin.sites, host_of(fetched.final_url)))), origin.allow_private)
-        found: list[tuple[Link, Origin]] = []
+        links: list[tuple[str, str | None]] = []
         if listing.kind == "sitemapindex" and depth == 0:
             for child in newest_first(listing.links)[: self.options.max_sitemaps]:
-                if not link_allowed(child.url, sites=here.sites, hosts=self.options.hosts):
+                if link_allowed(child.url, sites=here.sites, hosts=self.options.hosts):
+                    self._read_source(child.url, origin=here, depth=1)
+                else:
                     self._refuse(child.url, "a sitemap on another site")
-                    continue
-                found.extend(self._read_source(child.url, origin=here, depth=1))
         elif listing.kind != "sitemapindex":
-            found = [(link, here) for link in listing.links]
-        # remembered last: a kill before this reads the source again, which only costs a request
-        self.state.source_read(url, etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
-                               now=self.now())
-        return found
+            for link in listing.links:
+                problem = url_problem(link.url)
+                if problem or not link_allowed(link.url, sites=here.sites, hosts=self.options.hosts):
+                    self._refuse(link.url, problem or f"{host_of(link.url)} is not the source's site (list it in QABOT_FOLLOW_HOSTS)")
+                else:
+                    links.append((link.url, link.date))
+                    self._listed.add(link.url)
+        # the links and the validators in one transaction: a kill before it reads the source again
+        # (one request); after it, the links are due in the state whatever the source answers next
+        self.tally.counts["unchanged"] += self.state.source_read(
+            url, etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"), now=self.now(), links=links)
 
     # -- gates: robots.txt and a server's request to wait ---------------------------------------------------
     def _robots_for(self, url: str, origin: Origin) -> Robots:
@@ -245,24 +252,17 @@ class Round:
         self.tally.refusals.append(Failure(url, reason))
 
     # -- pages ---------------------------------------------------------------------------------------------
-    def _choose(self, queue: dict[str, tuple[Link, Origin]]) -> list[tuple[Link, Origin, PageState | None]]:
-        """The links to fetch this round: newest first, round robin over hosts, at most max_pages."""
-        per_host: dict[str, list[tuple[Link, Origin, PageState | None]]] = defaultdict(list)
-        for link in newest_first(link for link, _ in queue.values()):
-            origin = queue[link.url][1]
-            problem = url_problem(link.url)
-            if problem or not link_allowed(link.url, sites=origin.sites, hosts=self.options.hosts):
-                self._refuse(link.url, problem or f"{host_of(link.url)} is not the source's site (list it in QABOT_FOLLOW_HOSTS)")
-                continue
-            known = self.state.page(link.url)
-            if known is not None and known.content_hash is not None and known.listed_date == link.date:
-                self.tally.counts["unchanged"] += 1
-                continue
-            if known is not None and known.failures and known.retry_at > self.now():
-                self.tally.counts["waiting"] += 1
-                continue
-            per_host[host_of(link.url)].append((link, origin, known))
-        chosen: list[tuple[Link, Origin, PageState | None]] = []
+    def _choose(self, due: list[PageState]) -> list[tuple[PageState, Origin]]:
+        """The due pages to fetch this round: newest first, round robin over hosts, at most max_pages."""
+        by_url = {page.url: page for page in due}
+        per_host: dict[str, list[tuple[PageState, Origin]]] = defaultdict(list)
+        for link in newest_first(Link(page.url, page.listed_date) for page in due):
+            page = by_url[link.url]
+            # the link passed the host rule when its source listed it; a redirect may go to the source's
+            # site or the page's own
+            origin = Origin(page.source, (host_of(page.source), host_of(page.url)), self._is_private(page.source))
+            per_host[host_of(page.url)].append((page, origin))
+        chosen: list[tuple[PageState, Origin]] = []
         lanes = list(per_host.values())
         while lanes:
             chosen.extend(lane.pop(0) for lane in lanes)
@@ -270,54 +270,52 @@ class Round:
         self.tally.counts["left"] += max(0, len(chosen) - self.options.max_pages)
         return chosen[: self.options.max_pages]
 
-    def _fetch_pages(self, chosen: list[tuple[Link, Origin, PageState | None]]) -> None:
+    def _fetch_pages(self, chosen: list[tuple[PageState, Origin]]) -> None:
         bar = None
         if self.progress and chosen:
             from tqdm import tqdm
 
             bar = tqdm(total=len(chosen), unit="page", desc="follow", leave=False)
         try:
-            for link, origin, known in chosen:
+            for page, origin in chosen:
                 if self.fetcher.stop.is_set():
                     break
-                self._fetch_page(link, origin, known)
+                self._fetch_page(page, origin)
                 if bar is not None:
                     bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
 
-    def _page_failed(self, link: Link, origin: Origin, known: PageState | None, reason: str, *, status: int | None = None,
-                     retry_after: float | None = None, permanent: bool = False) -> None:
-        in_a_row = (known.failures if known else 0) + 1
+    def _page_failed(self, page: PageState, reason: str, *, status: int | None = None, retry_after: float | None = None,
+                     permanent: bool = False) -> None:
+        in_a_row = page.failures + 1
         wait = retry_delay(in_a_row, status=status, retry_after=retry_after, permanent=permanent)
-        self.state.page_failed(link.url, source=origin.source, listed_date=known.listed_date if known else None, error=reason,
-                               retry_at=self.now() + wait)
+        self.state.page_failed(page.url, error=reason, retry_at=self.now() + wait)
         self.tally.counts["failed"] += 1
-        self.tally.failures.append(Failure(link.url, reason, "page", in_a_row, wait))
+        self.tally.failures.append(Failure(page.url, reason, "page", in_a_row, wait))
 
-    def _fetch_page(self, link: Link, origin: Origin, known: PageState | None) -> None:
+    def _fetch_page(self, page: PageState, origin: Origin) -> None:
         with self.tally.timed("fetch"):
-            refusal = self._gate(link.url, origin)
+            refusal = self._gate(page.url, origin)
             if refusal and refusal.startswith("the server asked"):
                 self.tally.counts["waiting"] += 1
                 return
             if refusal:
-                self._refuse(link.url, refusal)
+                self._refuse(page.url, refusal)
                 return
-            archived = known is not None and known.content_hash is not None
+            archived = page.content_hash is not None
 
             def hop_check(url: str) -> str | None:
                 return None if link_allowed(url, sites=origin.sites, hosts=self.options.hosts) else "redirected to another site"
 
-            fetched = self.fetcher.fetch(link.url, accept=PAGE_TYPES, allow_private=origin.allow_private, hop_check=hop_check,
-                                         etag=known.etag if archived and known else None,
-                                         last_modified=known.last_modified if archived and known else None)
+            fetched = self.fetcher.fetch(page.url, accept=PAGE_TYPES, allow_private=origin.allow_private, hop_check=hop_check,
+                                         etag=page.etag if archived else None,
+                                         last_modified=page.last_modified if archived else None)
         if fetched.error == "stopped":
             return
         if fetched.not_modified and archived:
-            self.state.page_checked(link.url, source=origin.source, listed_date=link.date, etag=None, last_modified=None,
-                                    now=self.now())
+            self.state.page_checked(page.url, etag=None, last_modified=None, now=self.now())
             self.tally.counts["unchanged"] += 1
             return
         if not fetched.ok:
@@ -325,7 +323,7 @@ class Round:
             reason = fetched.error or f"HTTP {fetched.status}"
             if fetched.retry_after is not None:
                 reason += f" (Retry-After {fetched.retry_after:.0f} s)"
-            self._page_failed(link, origin, known, reason, status=fetched.status, retry_after=fetched.retry_after)
+            self._page_failed(page, reason, status=fetched.status, retry_after=fetched.retry_after)
             return
         with self.tally.timed("extract"):
             from qabot.ingest.web import article_from_html  # trafilatura is slow to import: only when a page came
@@ -335,19 +333,17 @@ class Round:
                 article = article_from_html(fetched.body, url=fetched.final_url, path=str(self.warc.final.relative_to(self.archive)),
                                             content_type=fetched.headers.get("content-type"))
             except ValueError as exc:
-                self._page_failed(link, origin, known, f"not archived: {exc}", permanent=True)
+                self._page_failed(page, f"not archived: {exc}", permanent=True)
                 return
-        if archived and known is not None and known.content_hash == article.content_hash:
-            self.state.page_checked(link.url, source=origin.source, listed_date=link.date, etag=fetched.headers.get("etag"),
-                                    last_modified=fetched.headers.get("last-modified"), now=self.now())
+        if archived and page.content_hash == article.content_hash:
+            self.state.page_checked(page.url, etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
+                                    now=self.now())
             self.tally.counts["unchanged"] += 1
             return
         with self.tally.timed("archive"):
-            when = datetime.fromtimestamp(self.now(), UTC)
-            committed = self.warc.append(fetched, when)
-            self.state.page_archived(link.url, source=origin.source, listed_date=link.date, etag=fetched.headers.get("etag"),
-                                     last_modified=fetched.headers.get("last-modified"), content_hash=article.content_hash,
-                                     part=self.warc.part_key, committed=committed, now=self.now())
+            committed = self.warc.append(fetched, datetime.fromtimestamp(self.now(), UTC))
+            self.state.page_archived(page.url, etag=fetched.headers.get("etag"), last_modified=fetched.headers.get("last-modified"),
+                                     content_hash=article.content_hash, part=self.warc.part_key, committed=committed, now=self.now())
         self.tally.counts["changed" if archived else "new"] += 1
 
 

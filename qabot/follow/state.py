@@ -1,6 +1,8 @@
 """The follower's memory, kept with the archive: ``.qabot-follow.db`` (SQLite) and a lock file.
 
-What it remembers, per source and per page URL: the validators (ETag, Last-Modified) for a
+What it remembers, per source and per page URL (every link a source lists is recorded, as
+*due*, in the same transaction as the source's validators, so a follower killed after reading a
+feed but before fetching its pages fetches them next time although the feed then answers 304): the validators (ETag, Last-Modified) for a
 conditional GET, the date the source listed it with, the content hash of the archived capture,
 failures with the reason and when to try again; per origin: robots.txt and a server's request
 to wait (Retry-After); the WARC file of the round in progress and how many of its bytes are
@@ -20,7 +22,7 @@ import errno
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 from qabot.errors import QabotError
 
 STATE_NAME = ".qabot-follow.db"
+MAX_TRIES = 8  # failures in a row before a page is given up (until its source lists it with a new date)
 LOCK_NAME = ".qabot-follow.lock"
 
 SCHEMA = """
@@ -38,8 +41,10 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS pages (
     url TEXT PRIMARY KEY, source TEXT NOT NULL, listed_date TEXT, etag TEXT, last_modified TEXT,
     content_hash TEXT, archived_in TEXT, fetched_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, retry_at REAL NOT NULL DEFAULT 0
+    failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, retry_at REAL NOT NULL DEFAULT 0,
+    due INTEGER NOT NULL DEFAULT 0  -- listed new or with a new date, not yet fetched since
 );
+CREATE INDEX IF NOT EXISTS pages_due ON pages (due, retry_at);
 CREATE TABLE IF NOT EXISTS origins (
     origin TEXT PRIMARY KEY, robots_mode TEXT, robots_text TEXT, robots_until REAL NOT NULL DEFAULT 0,
     backoff_until REAL NOT NULL DEFAULT 0
@@ -65,6 +70,10 @@ class PageState:
     content_hash: str | None
     failures: int
     retry_at: float
+    due: bool
+
+
+_PAGE = "SELECT url, source, listed_date, etag, last_modified, content_hash, failures, retry_at, due FROM pages"
 
 
 @dataclass(frozen=True)
@@ -140,12 +149,27 @@ class State:
         row = self.db.execute("SELECT url, etag, last_modified, failures, retry_at FROM sources WHERE url = ?", (url,)).fetchone()
         return SourceState(*row) if row else None
 
-    def source_read(self, url: str, *, etag: str | None, last_modified: str | None, now: float) -> None:
+    def source_read(self, url: str, *, etag: str | None, last_modified: str | None, now: float,
+                    links: Sequence[tuple[str, str | None]] = ()) -> int:
+        """Record a source read (its validators) and the page links it lists, in one transaction:
+        a link not seen before, or listed with another date, becomes due. Returns how many links
+        are archived already and listed as before (unchanged)."""
+        unchanged = 0
         with self.transaction() as db:
             db.execute("INSERT INTO sources (url, etag, last_modified, read_at, failures, last_error, retry_at) "
                        "VALUES (?, ?, ?, ?, 0, NULL, 0) ON CONFLICT(url) DO UPDATE SET etag = excluded.etag, "
                        "last_modified = excluded.last_modified, read_at = excluded.read_at, failures = 0, last_error = NULL, "
                        "retry_at = 0", (url, etag, last_modified, now))
+            for link, date in links:
+                row = db.execute("SELECT listed_date, content_hash FROM pages WHERE url = ?", (link,)).fetchone()
+                if row is None:
+                    db.execute("INSERT INTO pages (url, source, listed_date, due) VALUES (?, ?, ?, 1)", (link, url, date))
+                elif row[0] != date:  # a new date: fetch again, and give a page that failed a fresh start
+                    db.execute("UPDATE pages SET source = ?, listed_date = ?, due = 1, failures = 0, retry_at = 0 WHERE url = ?",
+                               (url, date, link))
+                elif row[1] is not None:
+                    unchanged += 1
+        return unchanged
 
     def source_failed(self, url: str, *, error: str, retry_at: float) -> int:
         """Record a failure; returns how many in a row."""
@@ -157,42 +181,36 @@ class State:
 
     # -- pages ---------------------------------------------------------------------------------------
     def page(self, url: str) -> PageState | None:
-        row = self.db.execute("SELECT url, source, listed_date, etag, last_modified, content_hash, failures, retry_at "
-                              "FROM pages WHERE url = ?", (url,)).fetchone()
-        return PageState(*row) if row else None
+        row = self.db.execute(f"{_PAGE} WHERE url = ?", (url,)).fetchone()
+        return PageState(*row[:-1], bool(row[-1])) if row else None
 
-    def pages_due_for_retry(self, now: float) -> list[PageState]:
-        """Pages never archived whose last failure's wait is over (retried whatever their source says)."""
-        rows = self.db.execute("SELECT url, source, listed_date, etag, last_modified, content_hash, failures, retry_at FROM pages "
-                               "WHERE content_hash IS NULL AND failures > 0 AND retry_at <= ? ORDER BY url", (now,)).fetchall()
-        return [PageState(*row) for row in rows]
+    def pages_due(self, now: float) -> tuple[list[PageState], int]:
+        """The pages to fetch (due, and any failure's wait over), and how many due ones still wait."""
+        rows = self.db.execute(f"{_PAGE} WHERE due = 1 ORDER BY url").fetchall()
+        pages = [PageState(*row[:-1], True) for row in rows]
+        ready = [p for p in pages if p.retry_at <= now]
+        return ready, len(pages) - len(ready)
 
-    def page_failed(self, url: str, *, source: str, listed_date: str | None, error: str, retry_at: float) -> int:
-        """Record a failure (the archived capture, if any, stays); returns how many in a row."""
+    def page_failed(self, url: str, *, error: str, retry_at: float) -> int:
+        """Record a failure (an archived capture stays; the page stays due until MAX_TRIES); returns how many in a row."""
         with self.transaction() as db:
-            db.execute("INSERT INTO pages (url, source, listed_date, failures, last_error, retry_at) VALUES (?, ?, ?, 1, ?, ?) "
-                       "ON CONFLICT(url) DO UPDATE SET failures = failures + 1, last_error = excluded.last_error, "
-                       "retry_at = excluded.retry_at", (url, source, listed_date, error, retry_at))
+            db.execute("UPDATE pages SET failures = failures + 1, last_error = ?, retry_at = ?, "
+                       "due = CASE WHEN failures + 1 >= ? THEN 0 ELSE due END WHERE url = ?", (error, retry_at, MAX_TRIES, url))
             return int(db.execute("SELECT failures FROM pages WHERE url = ?", (url,)).fetchone()[0])
 
-    def page_checked(self, url: str, *, source: str, listed_date: str | None, etag: str | None, last_modified: str | None,
-                     now: float) -> None:
-        """The page is as archived (a 304, or the same content): remember the new listing date and validators."""
+    def page_checked(self, url: str, *, etag: str | None, last_modified: str | None, now: float) -> None:
+        """The page is as archived (a 304, or the same article): no longer due; new validators kept."""
         with self.transaction() as db:
-            db.execute("UPDATE pages SET source = ?, listed_date = ?, etag = COALESCE(?, etag), "
-                       "last_modified = COALESCE(?, last_modified), fetched_at = ?, failures = 0, last_error = NULL, retry_at = 0 "
-                       "WHERE url = ?", (source, listed_date, etag, last_modified, now, url))
+            db.execute("UPDATE pages SET etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified), fetched_at = ?, "
+                       "failures = 0, last_error = NULL, retry_at = 0, due = 0 WHERE url = ?", (etag, last_modified, now, url))
 
-    def page_archived(self, url: str, *, source: str, listed_date: str | None, etag: str | None, last_modified: str | None,
-                      content_hash: str, part: str, committed: int, now: float) -> None:
+    def page_archived(self, url: str, *, etag: str | None, last_modified: str | None, content_hash: str, part: str,
+                      committed: int, now: float) -> None:
         """The page's record is on disk in ``part`` up to byte ``committed``: one transaction for both."""
         with self.transaction() as db:
-            db.execute("INSERT INTO pages (url, source, listed_date, etag, last_modified, content_hash, archived_in, fetched_at, "
-                       "failures, last_error, retry_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 0) ON CONFLICT(url) DO UPDATE SET "
-                       "source = excluded.source, listed_date = excluded.listed_date, etag = excluded.etag, "
-                       "last_modified = excluded.last_modified, content_hash = excluded.content_hash, "
-                       "archived_in = excluded.archived_in, fetched_at = excluded.fetched_at, failures = 0, last_error = NULL, "
-                       "retry_at = 0", (url, source, listed_date, etag, last_modified, content_hash, part, now))
+            db.execute("UPDATE pages SET etag = ?, last_modified = ?, content_hash = ?, archived_in = ?, fetched_at = ?, "
+                       "failures = 0, last_error = NULL, retry_at = 0, due = 0 WHERE url = ?",
+                       (etag, last_modified, content_hash, part, now, url))
             db.execute("UPDATE pending SET committed = ? WHERE part = ?", (committed, part))
             db.execute("INSERT INTO counters (name, value) VALUES ('archived', 1) "
                        "ON CONFLICT(name) DO UPDATE SET value = value + 1")
@@ -245,4 +263,4 @@ class State:
         return int(self.db.execute("SELECT COUNT(*) FROM pages WHERE content_hash IS NOT NULL").fetchone()[0])
 
 
-__all__ = ["LOCK_NAME", "STATE_NAME", "FollowError", "PageState", "SourceState", "State", "follower_lock"]
+__all__ = ["LOCK_NAME", "MAX_TRIES", "STATE_NAME", "FollowError", "PageState", "SourceState", "State", "follower_lock"]
