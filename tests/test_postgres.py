@@ -329,7 +329,9 @@ _READER = textwrap.dedent("""
     from qabot.models.embedding import HashEmbedder
     url, stop = sys.argv[1], Path(sys.argv[2])
     asked, failed, half, sizes = 0, [], 0, set()
-    with Retriever.open(url, embedder=HashEmbedder()) as retriever:
+    from qabot.config import Settings
+    # no reranker (on by default): its loading would start the readers after the indexer has finished
+    with Retriever.open(url, settings=Settings(reranker=None), embedder=HashEmbedder()) as retriever:
         questions = ["Wann streikt die Bahn?", "Was sagt der Kanzler zum Haushalt?", "Hochwasser in der Stadt"]
         while not stop.exists() or asked < 10:
             try:

@@ -26,12 +26,14 @@ from .conftest import SHARED
 ROOT = Path(__file__).resolve().parents[1]
 XQUAD = SHARED / "eval" / "xquad-dev"
 
-# Just under the measured figures (2026-12-02, fp32 on 2 cores: EN 0.9241 / 0.7184, DE 0.9715 /
-# 0.7927): about six questions of slack per metric for float differences between CPUs. Raise
-# them with a change that measurably helps (and say so in its note); never lower them silently.
+# Just under the measured figures of the default retriever, qabot-reranker included (2026-12-05, bf16 on
+# 2 cores: EN R@1 0.924, sentence 0.748; DE 0.972 / 0.823; without the reranker, fp32, 2026-12-02: EN
+# 0.9241 / 0.7184, DE 0.9715 / 0.7927): five to eight questions of slack per metric for float
+# differences between CPUs. Raise them with a change that measurably helps (and say so in its note);
+# never lower them silently.
 THRESHOLDS: dict[str, dict[str, float]] = {
-    "en": {"recall@1": 0.915, "sentence_hit@1": 0.71},
-    "de": {"recall@1": 0.96, "sentence_hit@1": 0.78},
+    "en": {"recall@1": 0.915, "sentence_hit@1": 0.735},
+    "de": {"recall@1": 0.96, "sentence_hit@1": 0.81},
 }
 
 pytestmark = pytest.mark.model
@@ -62,7 +64,8 @@ def shortfalls(report: dict, thresholds: dict[str, dict[str, float]]) -> list[st
 
 def test_shortfalls_name_the_metric_the_value_and_the_threshold():
     report = {"en": {"recall@1": 0.8912, "sentence_hit@1": 0.70}, "de": {"recall@1": 0.97, "sentence_hit@1": 0.80}}
-    assert shortfalls(report, THRESHOLDS) == ["en recall@1 0.8912 < threshold 0.9150", "en sentence_hit@1 0.7000 < threshold 0.7100"]
+    assert shortfalls(report, THRESHOLDS) == ["en recall@1 0.8912 < threshold 0.9150", "en sentence_hit@1 0.7000 < threshold 0.7350",
+                                              "de sentence_hit@1 0.8000 < threshold 0.8100"]
     assert shortfalls({"de": report["de"]}, THRESHOLDS)[0] == "en recall@1 missing < threshold 0.9150"
 
 

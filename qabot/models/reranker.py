@@ -26,7 +26,8 @@ import numpy as np
 from qabot.errors import ModelError
 from qabot.models.embedding import _quiet_weight_loading
 from qabot.models.optional import Deadline, batched, load_once, resolve
-from qabot.models.reranker_build import BUILTIN_RERANKER, SETTINGS_FILE, install_reranker
+from qabot.models.provision import default_model_dir, is_installed
+from qabot.models.reranker_build import BUILTIN_RERANKER, SETTINGS_FILE, install_reranker, read_adapter
 
 if TYPE_CHECKING:
     from qabot.config import Settings
@@ -113,6 +114,10 @@ def reranker_for(settings: Settings) -> CrossEncoderReranker | None:
 def load_builtin_reranker(cache_dir: Path, *, device: str = "cpu", precision: str = "fp32") -> CrossEncoderReranker:
     """qabot's own reranker (see :mod:`qabot.models.reranker_build`), its folder merged under
     ``cache_dir`` first when missing or from another adapter; ModelError naming the repair."""
+    read_adapter()  # a damaged adapter is named first: it is what `qabot model install` cannot mend
+    if not is_installed(default_model_dir(cache_dir)):  # merged from e5: without it, `qabot model install` first
+        raise ModelError(f"{BUILTIN_RERANKER} needs multilingual-e5-small in {cache_dir}: run `qabot model install` "
+                         "(or set QABOT_RERANKER= to answer without a reranker)")
     reranker = CrossEncoderReranker(install_reranker(cache_dir), device=device, precision=precision)
     reranker.name = BUILTIN_RERANKER
     return reranker
