@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -24,7 +23,6 @@ from qabot.frontends.cli import cli
 from qabot.ingest.archive import iter_articles
 
 from .conftest import SHARED
-from .fake_model_cli import use_hash_embedder
 from .test_ingest_web import BODY, META, page
 
 DPA = SHARED / "corpora" / "wire-formats" / "dpa-digitalwires" / "newsml-g2"
@@ -151,16 +149,6 @@ def test_a_response_without_target_uri_and_a_misdeclared_page_are_reported(tmp_p
     assert [(p.line, p.skipped) for p in problems] == [(1, False), (2, True)]
     assert "record 1: declares charset 'iso-8859-1' but the bytes are UTF-8" in problems[0].reason
     assert "record 2: bad WARC record" in problems[1].reason  # warcio cannot parse a response without one
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("QABOT_") or key == "TELEGRAM_BOT_TOKEN":
-            monkeypatch.delenv(key)
-    use_hash_embedder(monkeypatch)
-    return tmp_path
 
 
 def test_qabot_index_over_a_page_a_web_archive_and_a_newsml_file(cli_env: Path) -> None:
