@@ -112,7 +112,8 @@ class Store(Queries):
             data_dir = folder / manifest.generation if manifest.generation else folder
             if problems := integrity.checksum_problems(data_dir, manifest.checksums, limit=integrity.VERIFY_LIMIT):
                 raise StoreError(integrity.damage_message(problems))
-        store = cls.open_data(folder, manifest)
+        # an index from before checksums: its vectors' norms are checked when they load
+        store = cls.open_data(folder, manifest, check_norms=check and FAISS_NAME not in manifest.checksums)
         if check:
             try:
                 if problems := store.vector_problems():
@@ -127,18 +128,19 @@ class Store(Queries):
         return store
 
     @classmethod
-    def open_data(cls, folder: Path, manifest: Manifest) -> Store:
+    def open_data(cls, folder: Path, manifest: Manifest, *, check_norms: bool = False) -> Store:
         """Open the generation ``manifest`` names, published or not; its vectors load when first used.
 
-        StoreError, naming the file, when SQLite cannot open or read it. An index from before
-        checksums has its vectors' norms checked when they load."""
+        StoreError, naming the file, when SQLite cannot open or read it. With ``check_norms`` every
+        vector's norm is checked when the vectors load (readers of an index without checksums;
+        a writer's staging copy was verified before it was made)."""
         data_dir = Path(folder) / manifest.generation if manifest.generation else Path(folder)
         db_path = data_dir / DB_NAME
         if not db_path.is_file():
             raise StoreError(f"{db_path}: missing; the index is incomplete: {integrity.REPAIR}")
         if db_path.stat().st_size == 0:  # SQLite would take it for a new, empty database
             raise StoreError(integrity.damage_message([f"{db_path}: empty"]))
-        vectors = LazyVectors(data_dir / FAISS_NAME, dimension=manifest.dimension, check_norms=FAISS_NAME not in manifest.checksums)
+        vectors = LazyVectors(data_dir / FAISS_NAME, dimension=manifest.dimension, check_norms=check_norms)
         try:
             db = _connect(db_path)
             migrations.apply(db)
