@@ -18,16 +18,14 @@ dies) refuses a second one with the first one's pid.
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from qabot.errors import QabotError
+from qabot.store.files import LockHeld, pid_lock
 
 STATE_NAME = ".qabot-follow.db"
 MAX_TRIES = 8  # failures in a row before a page is given up (until its source lists it with a new date)
@@ -89,25 +87,15 @@ class SourceState:
 def follower_lock(archive: Path) -> Iterator[None]:
     """Hold the archive's follower lock; a second follower fails at once naming the first one's pid."""
     path = Path(archive) / LOCK_NAME
-    try:
-        Path(archive).mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise FollowError(f"{path}: cannot take the follower lock ({exc.strerror or exc})") from None
-    try:
+    with ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            raise FollowError(f"another qabot follow (pid {holder}) is following into {archive}; "
+            stack.enter_context(pid_lock(path))
+        except LockHeld as held:
+            raise FollowError(f"another qabot follow (pid {held.holder}) is following into {archive}; "
                               "two followers on one archive would fetch and archive the same pages") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        except OSError as exc:
+            raise FollowError(f"{path}: cannot take the follower lock ({exc.strerror or exc})") from None
         yield
-    finally:
-        os.close(fd)
 
 
 class State:

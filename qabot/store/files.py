@@ -9,9 +9,12 @@ so readers running as another user (the bot) can open them.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +27,35 @@ def _current_umask() -> int:
 
 # Read once at import: os.umask is process-wide, so reading it later could race other threads.
 _UMASK = _current_umask()
+
+
+class LockHeld(Exception):
+    """Another process holds a :func:`pid_lock`; ``holder`` is the pid it wrote ("?" if none)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextmanager
+def pid_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (created with its folder), which records this process's
+    pid; the kernel frees it when the process dies. OSError when the file cannot be created or
+    opened; :class:`LockHeld` at once when another process holds it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise LockHeld(os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def fsync_path(path: Path) -> None:
@@ -55,4 +87,4 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
-__all__ = ["atomic_write", "atomic_write_bytes", "fsync_path"]
+__all__ = ["LockHeld", "atomic_write", "atomic_write_bytes", "fsync_path", "pid_lock"]

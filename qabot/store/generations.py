@@ -22,8 +22,6 @@ Steps of one write, in order (a crash between any two leaves a consistent state)
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -32,14 +30,14 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.store import integrity
-from qabot.store.files import atomic_write_bytes, fsync_path
+from qabot.store.files import LockHeld, atomic_write_bytes, fsync_path, pid_lock
 from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from qabot.store.store import Store
 
@@ -79,25 +77,15 @@ def writer_lock(folder: Path) -> Iterator[None]:
     """Only one writer per index folder; a second one fails at once with a clear message."""
     folder = Path(folder)
     path = folder / LOCK_NAME
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:  # a read-only folder, another user's index, a lock that is a folder
-        raise StoreError(f"{path}: cannot take the writer lock ({exc.strerror or exc}); writing the index needs "
-                         f"a user who may create and write files in {folder}") from None
-    try:
+    with ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            raise StoreError(f"another qabot process (pid {holder}) is writing the index at {folder}; wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+            stack.enter_context(pid_lock(path))
+        except LockHeld as held:
+            raise StoreError(f"another qabot process (pid {held.holder}) is writing the index at {folder}; wait for it to finish") from None
+        except OSError as exc:  # a read-only folder, another user's index, a lock that is a folder
+            raise StoreError(f"{path}: cannot take the writer lock ({exc.strerror or exc}); writing the index needs "
+                             f"a user who may create and write files in {folder}") from None
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def live_manifest(folder: Path) -> Manifest | None:
