@@ -6,7 +6,7 @@
         [--epochs 1] [--max-length 96] [--prefixes] [--seed 13] [--budget-minutes 60] [--work /tmp/qabot-train]
 
 One command, seeded, its inputs checksummed. It reads the QA sets under ``--data`` (never
-../shared/eval: XQuAD's articles are dropped by title, see ``reranker_data.py``), cuts each
+../shared/eval: XQuAD's articles are dropped by title, see :mod:`qabot.training.reranker_data`), cuts each
 paragraph with qabot's own sentence splitter, mines the bi-encoder's nearest wrong paragraphs
 for every question (multilingual-e5-small itself, cached in ``--work``), builds groups (the
 answering sentence, then the paragraph's other sentences and a sentence of a near-miss
@@ -36,15 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from reranker_data import QA, Group, paragraphs_of, passage_group, read_sources, sample, sentence_group
-
 from qabot.config import Settings
 from qabot.models.embedding import load_embedder
 from qabot.models.provision import default_model_dir, install_model
 from qabot.models.reranker_build import ADAPTER_FILE, LORA_TARGETS, save_adapter
+from qabot.training.reranker_data import QA, Group, paragraphs_of, passage_group, read_sources, sample, sentence_group
 
 log = logging.getLogger("train_reranker")
 

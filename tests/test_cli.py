@@ -112,6 +112,20 @@ def test_reports_bad_inputs_and_indexes_the_rest(env):
         assert str(archive) in error["path"] or not os.path.isabs(error["path"])
 
 
+def test_index_fail_on_problems_exits_2_when_input_was_skipped_and_a_rerun_embeds_nothing(env):
+    """What an operator's cron job needs (scripts/build_index.py had it): a non-zero exit it can alert on."""
+    archive = Path(__file__).parent / "data" / "archive"
+    bad = _run("index", str(archive / "bad"), "--fail-on-problems")
+    assert bad.exit_code == 2 and "empty.txt" in bad.stderr
+    first = _run("index", str(archive / "seed"), "--json", "--fail-on-problems")
+    assert first.exit_code == 0, first.output
+    indexed = json.loads(first.stdout)["articles_indexed"]
+    again = json.loads(_run("index", str(archive / "seed"), "--json").stdout)
+    assert indexed > 0 and (again["articles_indexed"], again["chunks_embedded"], again["articles_unchanged"]) == (0, 0, indexed)
+    missing = _run("index", str(env / "nope"), "--fail-on-problems")
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: ") and "nope" in missing.stderr
+
+
 def test_ask_without_an_index_is_one_clear_line(env):
     result = CliRunner().invoke(cli, ["ask", "anything"])
     assert result.exit_code == 1

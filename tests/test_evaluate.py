@@ -1,31 +1,17 @@
-"""scripts/evaluate.py: the pure metric functions, and a whole run on a tiny SQuAD file with the fake embedder."""
+"""qabot.evaluation (scripts/evaluate.py): the pure metric functions, and a whole run on a tiny SQuAD file with the fake embedder."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from qabot.evaluation import command, dev_set, metrics, run
 from qabot.models.embedding import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("qabot_evaluate_script", ROOT / "scripts" / "evaluate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-evaluate = _load()
 
 
 @pytest.fixture(autouse=True)
@@ -58,72 +44,72 @@ ENGLISH = [("q1", "How long is the Rhine?"), ("q2", "How many inhabitants does B
 
 def test_distinct_and_gold_rank_count_articles_not_chunks():
     ranked = ["a#0", "a#0", "b#1", "a#0", "c#2"]
-    assert evaluate.distinct(ranked) == ["a#0", "b#1", "c#2"]
-    assert evaluate.gold_rank(ranked, "b#1") == 2
-    assert evaluate.gold_rank(ranked, "c#2") == 3
-    assert evaluate.gold_rank(ranked, "zzz") is None
+    assert metrics.distinct(ranked) == ["a#0", "b#1", "c#2"]
+    assert metrics.gold_rank(ranked, "b#1") == 2
+    assert metrics.gold_rank(ranked, "c#2") == 3
+    assert metrics.gold_rank(ranked, "zzz") is None
 
 
 def test_recall_and_mrr_on_hand_made_ranks():
     ranks = [1, 2, None, 6, 11]
-    assert evaluate.recall_at(ranks, 1) == pytest.approx(1 / 5)
-    assert evaluate.recall_at(ranks, 5) == pytest.approx(2 / 5)
-    assert evaluate.recall_at(ranks, 10) == pytest.approx(3 / 5)
-    assert evaluate.mrr_at(ranks, 10) == pytest.approx((1 + 1 / 2 + 1 / 6) / 5)
-    assert evaluate.mrr_at(ranks, 1) == pytest.approx(1 / 5)
-    assert evaluate.recall_at([], 1) == 0.0 and evaluate.mrr_at([]) == 0.0
+    assert metrics.paragraph_recall(ranks, 1) == pytest.approx(1 / 5)
+    assert metrics.paragraph_recall(ranks, 5) == pytest.approx(2 / 5)
+    assert metrics.paragraph_recall(ranks, 10) == pytest.approx(3 / 5)
+    assert metrics.mrr_at(ranks, 10) == pytest.approx((1 + 1 / 2 + 1 / 6) / 5)
+    assert metrics.mrr_at(ranks, 1) == pytest.approx(1 / 5)
+    assert metrics.paragraph_recall([], 1) == 0.0 and metrics.mrr_at([]) == 0.0
 
 
 def test_sentence_hit_ignores_case_and_whitespace():
     sentence = "Der Rhein ist 1233   Kilometer\nlang."
-    assert evaluate.sentence_hit(sentence, ["1233 kilometer"])
-    assert evaluate.sentence_hit(sentence, ["nope", "RHEIN IST"])
-    assert not evaluate.sentence_hit(sentence, ["1234 Kilometer"])
-    assert not evaluate.sentence_hit(None, ["Rhein"])
-    assert not evaluate.sentence_hit(sentence, ["", "  "])  # an empty gold answer never matches
+    assert metrics.sentence_hit(sentence, ["1233 kilometer"])
+    assert metrics.sentence_hit(sentence, ["nope", "RHEIN IST"])
+    assert not metrics.sentence_hit(sentence, ["1234 Kilometer"])
+    assert not metrics.sentence_hit(None, ["Rhein"])
+    assert not metrics.sentence_hit(sentence, ["", "  "])  # an empty gold answer never matches
 
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 21)]
-    assert evaluate.percentile(values, 0.5) == 10.0
-    assert evaluate.percentile(values, 0.95) == 19.0
-    assert evaluate.percentile([3.0], 0.95) == 3.0
-    assert evaluate.percentile([], 0.5) == 0.0
+    assert metrics.percentile(values, 0.5) == 10.0
+    assert metrics.percentile(values, 0.95) == 19.0
+    assert metrics.percentile([3.0], 0.95) == 3.0
+    assert metrics.percentile([], 0.5) == 0.0
 
 
 def test_read_squad_makes_one_article_per_paragraph():
-    articles, questions = evaluate.read_squad(_squad(GERMAN))
+    articles, questions = dev_set.read_squad(_squad(GERMAN))
     assert [a.id for a in articles] == ["Rhein_Fluss#0", "Rhein_Fluss#1", "Kaffee#0"]
     assert articles[0].title == "Rhein Fluss"
-    assert questions["q2"] == evaluate.Gold("Wie viele Einwohner hat Basel?", "Rhein_Fluss#1", ("175000",), "A")
+    assert questions["q2"] == dev_set.Gold("Wie viele Einwohner hat Basel?", "Rhein_Fluss#1", ("175000",), "A")
     # The halves follow the article's index in data: Rhein_Fluss (0) is A, Kaffee (1) is B.
     assert [questions[q].half for q in ("q1", "q2", "q3")] == ["A", "A", "B"]
 
 
 def _result(rank: int | None, half: str, *, hit: bool = False, ms: float = 10.0) -> object:
-    return evaluate.Result(id="q", language="de", question="?", paragraph_id="p", rank=rank, rank_50=rank, top_ids=(),
+    return metrics.Result(id="q", language="de", question="?", paragraph_id="p", rank=rank, rank_50=rank, top_ids=(),
                            sentence="s" if hit else None, answers=("x",), hit=hit, ask_ms=ms, half=half)
 
 
 def test_summaries_per_half_and_recall_at_50():
     results = [_result(1, "A", hit=True), _result(7, "A"), _result(30, "B", hit=True), _result(None, "B")]
-    metrics = evaluate.summarise_language(results)
-    assert (metrics["n"], metrics["recall@1"], metrics["recall@10"], metrics["recall@50"]) == (4, 0.25, 0.5, 0.75)
-    assert metrics["mrr@10"] == pytest.approx((1 + 1 / 7) / 4, abs=1e-4)
-    a, b = metrics["halves"]["A"], metrics["halves"]["B"]
+    summary = metrics.summarise_language(results)
+    assert (summary["n"], summary["recall@1"], summary["recall@10"], summary["recall@50"]) == (4, 0.25, 0.5, 0.75)
+    assert summary["mrr@10"] == pytest.approx((1 + 1 / 7) / 4, abs=1e-4)
+    a, b = summary["halves"]["A"], summary["halves"]["B"]
     assert (a["n"], a["recall@1"], a["recall@10"], a["sentence_hit@1"]) == (2, 0.5, 1.0, 0.5)
     assert (b["n"], b["recall@10"], b["recall@50"], b["abstention_rate"]) == (2, 0.0, 0.5, 0.5)
-    text = evaluate.table({"settings": {}, "de": metrics})
+    text = metrics.table({"settings": {}, "de": summary})
     rows = text.splitlines()
     assert rows[0].startswith("| lang | half | n | R@1 |") and len(rows) == 2 + 3
     assert rows[2].startswith("| de | all | 4 | 0.250 |") and rows[4].startswith("| de | B | 2 |")
 
 
 def test_input_differences_name_each_input():
-    recorded = evaluate.index_inputs(Path("a.json"), Path("news.csv"), 100, model="m", chunk_tokens=200, chunk_overlap=1)
-    wanted = evaluate.index_inputs(Path("a.json"), Path("news.csv"), 50, model="m", chunk_tokens=120, chunk_overlap=1)
-    assert evaluate.input_differences(recorded, recorded) == []
-    assert evaluate.input_differences(recorded, wanted) == ["distractor_limit 100 (this run: 50)", "chunk_tokens 200 (this run: 120)"]
+    recorded = run.index_inputs(Path("a.json"), Path("news.csv"), 100, model="m", chunk_tokens=200, chunk_overlap=1)
+    wanted = run.index_inputs(Path("a.json"), Path("news.csv"), 50, model="m", chunk_tokens=120, chunk_overlap=1)
+    assert run.input_differences(recorded, recorded) == []
+    assert run.input_differences(recorded, wanted) == ["distractor_limit 100 (this run: 50)", "chunk_tokens 200 (this run: 120)"]
 
 
 def _write(tmp_path: Path) -> tuple[Path, Path]:
@@ -139,7 +125,7 @@ def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
     out, per_question = tmp_path / "eval.json", tmp_path / "q.jsonl"
     argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(tmp_path / "cache"),
             "--output", str(out), "--per-question", str(per_question)]
-    assert evaluate.main(argv, embedder=HashEmbedder()) == 0
+    assert command.main(argv, embedder=HashEmbedder()) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report == json.loads(out.read_text(encoding="utf-8"))
@@ -183,7 +169,7 @@ class CountingEmbedder(HashEmbedder):
 def test_each_question_is_embedded_once_for_ask_and_search_and_each_ask_embeds_it(tmp_path, capsys):
     de, _ = _write(tmp_path)
     embedder = CountingEmbedder()
-    assert evaluate.main(["--de", str(de)], embedder=embedder) == 0
+    assert command.main(["--de", str(de)], embedder=embedder) == 0
     capsys.readouterr()
     # The warm-up ask, then per question one embedding, shared by its (timed) ask and its search.
     assert embedder.queries == [GERMAN[0][1], *(text for _, text in GERMAN)]
@@ -200,16 +186,16 @@ def test_limit_and_kept_index_are_reused(tmp_path, capsys):
     argv = ["--de", str(de), "--limit", "2", "--keep-index", str(tmp_path / "ix"),
             "--distractors", str(news), "--distractor-limit", "2"]
     embedder = CountingEmbedder()
-    assert evaluate.main(argv, embedder=embedder) == 0
+    assert command.main(argv, embedder=embedder) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["de"]["n"] == 2 and "en" not in first
     assert first["settings"]["articles_embedded_now"] == 3 + 2 and first["settings"]["indexed_articles"] == 5
     assert first["settings"]["sentences"] == first["settings"]["sentences_embedded_now"] > 0
     assert first["settings"]["distractors_read"] == 2 and first["settings"]["distractor_limit"] == 2
-    recorded = json.loads((tmp_path / "ix" / evaluate.INPUTS_NAME).read_text(encoding="utf-8"))
+    recorded = json.loads((tmp_path / "ix" / run.INPUTS_NAME).read_text(encoding="utf-8"))
     assert recorded["distractor_limit"] == 2 and recorded["de"] == str(de.resolve()) and recorded["model"] == "hash-test"
     embedded = embedder.passages
-    assert evaluate.main(argv, embedder=embedder) == 0
+    assert command.main(argv, embedder=embedder) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["settings"]["articles_embedded_now"] == 0 and second["settings"]["chunks_embedded_now"] == 0
     assert second["settings"]["sentences_embedded_now"] == 0 and second["settings"]["sentences"] == first["settings"]["sentences"]
@@ -226,10 +212,10 @@ def test_a_kept_index_built_from_other_inputs_is_refused_in_one_line(tmp_path, c
     news = tmp_path / "news.csv"
     news.write_text(NEWS, encoding="utf-8")
     base = ["--de", str(de), "--keep-index", str(tmp_path / "ix"), "--distractors", str(news)]
-    assert evaluate.main([*base, "--distractor-limit", "2"], embedder=HashEmbedder()) == 0
+    assert command.main([*base, "--distractor-limit", "2"], embedder=HashEmbedder()) == 0
     capsys.readouterr()
     argv = [*base, *change] if "--distractor-limit" in change else [*base, "--distractor-limit", "2", *change]
-    assert evaluate.main(argv, embedder=HashEmbedder()) == 1
+    assert command.main(argv, embedder=HashEmbedder()) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("error: ") and "built from other inputs" in captured.err and named in captured.err
@@ -238,11 +224,11 @@ def test_a_kept_index_built_from_other_inputs_is_refused_in_one_line(tmp_path, c
 def test_distractor_limit_needs_distractors(tmp_path):
     de, _ = _write(tmp_path)
     with pytest.raises(SystemExit):
-        evaluate.main(["--de", str(de), "--distractor-limit", "2"], embedder=HashEmbedder())
+        command.main(["--de", str(de), "--distractor-limit", "2"], embedder=HashEmbedder())
 
 
-def test_the_script_never_touches_the_sentence_cache():
-    source = (ROOT / "scripts" / "evaluate.py").read_text(encoding="utf-8")
+def test_the_evaluation_never_touches_the_sentence_cache():
+    source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "qabot" / "evaluation").glob("*.py"))
     assert "_cache" not in source and "--warm-cache" not in source
 
 
@@ -251,7 +237,7 @@ def test_distractors_join_the_same_index(tmp_path, capsys):
     news = tmp_path / "news.csv"
     news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\nWirtschaft;'Der Kaffeepreis stieg erneut.'\n",
                     encoding="utf-8")
-    assert evaluate.main(["--de", str(de), "--distractors", str(news)], embedder=HashEmbedder()) == 0
+    assert command.main(["--de", str(de), "--distractors", str(news)], embedder=HashEmbedder()) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["indexed_articles"] == 5 and report["settings"]["distractors_read"] == 2
     assert report["de"]["n"] == 3
@@ -262,16 +248,16 @@ def test_a_kept_index_with_other_articles_is_refused(tmp_path, capsys):
     news = tmp_path / "news.csv"
     news.write_text("Sport;'Der FC Basel gewann am Samstag mit zwei zu null.'\n", encoding="utf-8")
     base = ["--de", str(de), "--keep-index", str(tmp_path / "ix")]
-    assert evaluate.main([*base, "--distractors", str(news)], embedder=HashEmbedder()) == 0
+    assert command.main([*base, "--distractors", str(news)], embedder=HashEmbedder()) == 0
     capsys.readouterr()
-    (tmp_path / "ix" / evaluate.INPUTS_NAME).unlink()  # as a kept index from before the inputs were recorded
-    assert evaluate.main(base, embedder=HashEmbedder()) == 1
+    (tmp_path / "ix" / run.INPUTS_NAME).unlink()  # as a kept index from before the inputs were recorded
+    assert command.main(base, embedder=HashEmbedder()) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "not in this run's inputs" in captured.err
 
 
 def test_missing_input_is_one_error_line(tmp_path, capsys):
-    assert evaluate.main(["--de", str(tmp_path / "nope.json")], embedder=HashEmbedder()) == 1
+    assert command.main(["--de", str(tmp_path / "nope.json")], embedder=HashEmbedder()) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nope.json" in err
 
@@ -294,7 +280,7 @@ def test_an_llm_adds_reply_faithfulness(tmp_path, capsys, monkeypatch):
     with FakeOpenAI(responder=_copying_llm) as llm:
         argv = ["--de", str(de), "--en", str(en), "--cache-dir", str(tmp_path / "cache"),
                 "--llm-url", llm.base_url, "--llm-model", "fake-model", "--llm-timeout", "5"]
-        assert evaluate.main(argv, embedder=HashEmbedder()) == 0
+        assert command.main(argv, embedder=HashEmbedder()) == 0
     out = capsys.readouterr().out
     report = json.loads(out)
     assert report["settings"]["models"]["llm"] == "fake-model" and KEY not in out
@@ -313,7 +299,7 @@ def test_an_llm_adds_reply_faithfulness(tmp_path, capsys, monkeypatch):
 
 def test_without_an_llm_there_is_no_llm_report(tmp_path, capsys):
     de, _ = _write(tmp_path)
-    assert evaluate.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache")], embedder=HashEmbedder()) == 0
+    assert command.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache")], embedder=HashEmbedder()) == 0
     report = json.loads(capsys.readouterr().out)
     assert "llm" not in report["de"] and report["settings"]["models"]["llm"] is None
 
@@ -340,10 +326,10 @@ class _RecordingRetriever:
 
 
 def test_ask_all_ranks_wide_for_recall_at_50_unless_told_not_to():
-    question = evaluate.Question(id="q1", language="de", text=GERMAN[0][1], paragraph_id="Rhein_Fluss#0", answers=("1233 Kilometer",))
+    question = dev_set.Question(id="q1", language="de", text=GERMAN[0][1], paragraph_id="Rhein_Fluss#0", answers=("1233 Kilometer",))
     retriever = _RecordingRetriever()
-    [result] = evaluate.ask_all(retriever, [question], k=5)
+    [result] = run.ask_all(retriever, [question], k=5)
     assert retriever.searches == [10, 50] and (result.rank, result.rank_50, result.hit) == (1, 1, True)
     retriever = _RecordingRetriever()
-    [result] = evaluate.ask_all(retriever, [question], k=5, wide_k=None)
+    [result] = run.ask_all(retriever, [question], k=5, wide_k=None)
     assert retriever.searches == [10] and (result.rank, result.rank_50) == (1, None)

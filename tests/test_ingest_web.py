@@ -2,7 +2,7 @@
 boilerplate, the page's own metadata, ids from the canonical URL, problems named.
 
 The pages are written here (German text of our own); real pages are measured by
-scripts/bench_extraction.py.
+scripts/bench/bench_extraction.py.
 """
 
 from __future__ import annotations

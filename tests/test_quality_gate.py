@@ -1,7 +1,7 @@
 """The quality gate: retrieval and answer sentences on the XQuAD dev set, with the real model, in `make test`.
 
 All 120 German paragraphs of ../shared/eval/xquad-dev/xquad.de.json are indexed with
-multilingual-e5-small (scripts/evaluate.py, the public API: build_index, Retriever.ask and
+multilingual-e5-small (qabot.evaluation, as scripts/evaluate.py runs it: the public API: build_index, Retriever.ask and
 Retriever.search), and the full question set is asked: 632 English questions (xquad.en.json)
 and the 632 parallel German ones. Per language, paragraph recall@1 and answer-sentence hit@1
 must reach THRESHOLDS; the table (overall and per half, A = even-numbered articles, B = odd)
@@ -12,18 +12,16 @@ each language within PG_SLACK of the folder's answers to them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from qabot.evaluation import command
+from qabot.evaluation.metrics import table
+
 from .conftest import SHARED
 
-ROOT = Path(__file__).resolve().parents[1]
 XQUAD = SHARED / "eval" / "xquad-dev"
 
 # Just under the measured figures of the default retriever, qabot-reranker included (2026-12-05, bf16 on
@@ -37,18 +35,6 @@ THRESHOLDS: dict[str, dict[str, float]] = {
 }
 
 pytestmark = pytest.mark.model
-
-
-def _evaluate_script() -> ModuleType:
-    name = "qabot_evaluate_script"  # the name tests/test_evaluate.py loads it under: one module, not two
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "evaluate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def shortfalls(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
@@ -82,7 +68,7 @@ def folder_run(tmp_path_factory, e5, model_cache_dir):
         monkeypatch.chdir(tmp)  # and no ./.env
         out, rows = tmp / "eval.json", tmp / "questions.jsonl"
         inputs = ["--de", str(de), "--en", str(en), "--cache-dir", str(model_cache_dir), "--keep-index", str(tmp / "index")]
-        code = _evaluate_script().main([*inputs, "--output", str(out), "--per-question", str(rows)], embedder=e5)
+        code = command.main([*inputs, "--output", str(out), "--per-question", str(rows)], embedder=e5)
     assert code == 0
     per_question = [json.loads(line) for line in rows.read_text(encoding="utf-8").splitlines()]
     return json.loads(out.read_text(encoding="utf-8")), per_question, inputs
@@ -94,7 +80,7 @@ def test_dev_set_quality_meets_the_thresholds(folder_run, record_property):
     # printed at the end of the run by conftest.pytest_terminal_summary, pass or fail
     record_property("summary", f"\nquality gate (XQuAD dev, {settings['indexed_articles']} paragraphs, {settings['chunks']} chunks, "
                     f"{settings['sentences']} sentences, index built in {settings['index_build_seconds']} s):\n"
-                    + _evaluate_script().table(report))
+                    + table(report))
     assert report["en"]["n"] == report["de"]["n"] == 632
     failed = shortfalls(report, THRESHOLDS)
     assert not failed, "quality gate: " + "; ".join(failed)
@@ -115,13 +101,13 @@ def test_dev_set_quality_on_postgres_matches_the_folder(folder_run, pg_url, e5, 
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "eval-pg.json"
-    code = _evaluate_script().main([*inputs, "--limit", str(PG_QUESTIONS), "--store-url", pg_url, "--output", str(out)],
+    code = command.main([*inputs, "--limit", str(PG_QUESTIONS), "--store-url", pg_url, "--output", str(out)],
                                    embedder=e5)
     assert code == 0
     on_pg = json.loads(out.read_text(encoding="utf-8"))
     assert on_pg["settings"]["store"] == "postgresql"
     record_property("summary", f"\nquality gate on PostgreSQL (the first {PG_QUESTIONS} questions of each language):\n"
-                    + _evaluate_script().table(on_pg))
+                    + table(on_pg))
     for language in ("de", "en"):
         same = [r for r in per_question if r["language"] == language][:PG_QUESTIONS]
         folder = {"recall@1": sum(r["rank"] == 1 for r in same) / len(same), "sentence_hit@1": sum(r["hit"] for r in same) / len(same)}

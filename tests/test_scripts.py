@@ -1,10 +1,9 @@
-"""The operator scripts run as an operator would run them (a subprocess, JSON out); the build
+"""The scripts run as an operator would run them (a subprocess, JSON out); the build
 (Makefile, pyproject.toml) installs what the code imports and cleans only what it built."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
@@ -15,7 +14,6 @@ import tomllib
 from collections import Counter
 from importlib.metadata import packages_distributions
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -40,52 +38,17 @@ def env(tiny_model: Path, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_build_index_script_updates_incrementally(tmp_path, env):
-    command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(ARCHIVE), "--index", str(tmp_path / "ix"), "--json"]
-    first = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert first.returncode == 0, first.stderr
-    summary = json.loads(first.stdout)
-    assert summary["articles_indexed"] > 0 and summary["errors"]
-    again = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    second = json.loads(again.stdout)
-    assert (second["articles_indexed"], second["chunks_embedded"]) == (0, 0)
-    assert second["articles_unchanged"] == summary["articles_indexed"]
-
-
-def test_build_index_script_can_fail_on_problems(tmp_path, env):
-    command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(ARCHIVE / "bad"), "--index", str(tmp_path / "ix"), "--fail-on-problems"]
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2
-    assert "empty.txt" in proc.stderr
-
-
-def test_build_index_script_reports_a_missing_archive_in_one_line(tmp_path, env):
-    command = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(tmp_path / "nope"), "--index", str(tmp_path / "ix")]
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("error: ") and "nope" in proc.stderr
-
-
-def _script(name: str) -> ModuleType:
-    """A script, imported by path (scripts/ is no package), as the tests of its pure parts need it."""
-    spec = importlib.util.spec_from_file_location(f"qabot_{name}_script", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _run(script: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(ROOT / "scripts" / script), *args]
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+def _run(module: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` as from the repository root (PYTHONPATH), in ``cwd``; it must succeed."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], check=False, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(ROOT)}, cwd=cwd, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc
 
 
 def test_benchmark_script_encodes_chunks_and_sentences_and_sizes_the_index(tmp_path, env):
     archive = ARCHIVE / "seed"
-    proc = _run("benchmark.py", str(archive), "--skip-faiss", "--questions", "2", env={**env, "QABOT_BATCH_SIZE": "2"}, cwd=tmp_path)
+    proc = _run("scripts.bench.benchmark", str(archive), "--skip-faiss", "--questions", "2", env={**env, "QABOT_BATCH_SIZE": "2"}, cwd=tmp_path)
     result = json.loads(proc.stdout)
     raw, index = result["raw_encode"], result["index"]
     assert raw["chunks"] == index["chunks"] > 0 and raw["sentences"] == index["sentences"] > 0
@@ -111,8 +74,7 @@ def test_benchmark_raw_encode_sees_exactly_the_indexers_calls(tmp_path):
     """Same texts (chunks and sentences), same calls: the ratio compares like with like."""
     from qabot import Settings
     from qabot.indexer import build_index
-
-    benchmark = _script("benchmark")
+    from scripts.bench import benchmark
     archive = tmp_path / "archive.jsonl"
     rows = [{"id": f"a{i}", "title": f"Meldung {i}", "text": f"Der Stadtrat beschloss am Montag Punkt {i}. Kurz. "
              f"Die Kosten liegen bei {i} Millionen Euro, sagte die Sprecherin."} for i in range(80)]
@@ -128,13 +90,13 @@ def test_benchmark_raw_encode_sees_exactly_the_indexers_calls(tmp_path):
 
 
 def test_bench_ask_times_the_question_embedding_over_many_questions(tmp_path, env):
-    _run("build_index.py", str(ARCHIVE / "seed"), "--index", str(tmp_path / "ix"), env=env, cwd=tmp_path)
+    _run("qabot", "index", str(ARCHIVE / "seed"), "--index", str(tmp_path / "ix"), env=env, cwd=tmp_path)
     questions = tmp_path / "questions.txt"
     questions.write_text("Wann landet Putin in Alaska?\n\nWer trifft sich in Alaska?\n", encoding="utf-8")
     squad = tmp_path / "squad.json"
     qas = [{"id": f"q{i}", "question": f"Frage {i} zu Alaska?", "answers": []} for i in range(3)]
     squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Text.", "qas": qas}]}]}), encoding="utf-8")
-    proc = _run("bench_ask.py", "--index", str(tmp_path / "ix"), "--questions-file", str(questions), "--squad", str(squad),
+    proc = _run("scripts.bench.bench_ask", "--index", str(tmp_path / "ix"), "--questions-file", str(questions), "--squad", str(squad),
                 env=env, cwd=tmp_path)
     result = json.loads(proc.stdout)
     assert result["questions"] == result["distinct_questions"] == result["calls"] == 5  # --repeat defaults to 1 here
@@ -146,13 +108,13 @@ def test_bench_ask_times_the_question_embedding_over_many_questions(tmp_path, en
     assert result["targets"] == {"ask_p50_over_embed_p50": 4.0, "ask_p95_over_embed_p95": 8.0}
     assert isinstance(ratios["within_targets"], bool) and result["peak_rss_mb"] > 0
     assert "ask/embed p50" in proc.stderr
-    fixed = json.loads(_run("bench_ask.py", "--index", str(tmp_path / "ix"), "--repeat", "2", env=env, cwd=tmp_path).stdout)
+    fixed = json.loads(_run("scripts.bench.bench_ask", "--index", str(tmp_path / "ix"), "--repeat", "2", env=env, cwd=tmp_path).stdout)
     assert (fixed["questions"], fixed["calls"]) == (4, 8)
 
 
 def test_build_synthetic_indexes_repeated_real_articles_that_open_with_the_real_model(tmp_path, env):
     target = tmp_path / "big"
-    result = json.loads(_run("build_synthetic.py", str(ARCHIVE / "seed"), "--chunks", "40", "--index", str(target),
+    result = json.loads(_run("scripts.bench.build_synthetic", str(ARCHIVE / "seed"), "--chunks", "40", "--index", str(target),
                              env=env, cwd=tmp_path).stdout)
     report = result["report"]
     assert result["distinct_texts"] >= 1 and report["articles_indexed"] == result["articles"] > result["distinct_texts"]
@@ -160,11 +122,18 @@ def test_build_synthetic_indexes_repeated_real_articles_that_open_with_the_real_
     check = subprocess.run([sys.executable, "-m", "qabot", "check", "--index", str(target)], capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=300)
     assert check.returncode == 0, check.stdout + check.stderr
-    asked = json.loads(_run("bench_ask.py", "--index", str(target), "--repeat", "1", env=env, cwd=tmp_path).stdout)
+    asked = json.loads(_run("scripts.bench.bench_ask", "--index", str(target), "--repeat", "1", env=env, cwd=tmp_path).stdout)
     assert asked["chunks"] == report["chunks_total"] and asked["calls"] == 4
-    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_synthetic.py"), str(ARCHIVE / "seed"),
-                            "--index", str(target)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    again = subprocess.run([sys.executable, "-m", "scripts.bench.build_synthetic", str(ARCHIVE / "seed"), "--index", str(target)],
+                           capture_output=True, text=True, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, timeout=300)
     assert again.returncode == 2 and "exists" in again.stderr  # never indexes into an existing folder
+
+
+def test_no_script_puts_anything_on_sys_path():
+    """scripts/NAME.py import only qabot (installed); scripts.bench / scripts.research run with -m from the root."""
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "scripts").rglob("*.py")
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "sys.path" in line]
+    assert not found, found
 
 
 # -- the build ---------------------------------------------------------------------------------------------
@@ -254,14 +223,14 @@ def test_hnsw_recall_compares_the_schemas_hnsw_index_with_exact_search(tmp_path,
     squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Text.", "qas": qas}]}]}), encoding="utf-8")
     args = [str(archive), "--sentences", "120", "--held-out", "10", "--store-url", pg_url, "--squad", str(squad),
             "--cache", str(tmp_path / "vectors.npy"), "--k", "5", "10"]
-    result = json.loads(_run("hnsw_recall.py", *args, env=env, cwd=tmp_path).stdout)
+    result = json.loads(_run("scripts.bench.hnsw_recall", *args, env=env, cwd=tmp_path).stdout)
     assert result["sentences"] == 120 and result["index_build_s"] >= 0 and (result["m"], result["ef_construction"]) == (32, 200)
     assert result["archive_sentences_as_questions"]["queries"] == 10 and result["squad_questions"]["queries"] == 5
     measured = result["squad_questions"]["at"]
     assert [(m["k"], m["ef_search"]) for m in measured] == [(5, 40), (5, 400), (10, 40), (10, 400)]
     assert all(m["recall_mean"] == 1.0 for m in measured), "120 vectors: the graph search is exact"
     assert len(list(tmp_path.glob("vectors-*.npy"))) == 1, "the vectors are kept for the next run"
-    again = json.loads(_run("hnsw_recall.py", *args, "--m", "8", "--ef", "20", env=env, cwd=tmp_path).stdout)
+    again = json.loads(_run("scripts.bench.hnsw_recall", *args, "--m", "8", "--ef", "20", env=env, cwd=tmp_path).stdout)
     assert again["m"] == 8 and [m["ef_search"] for m in again["squad_questions"]["at"]] == [20, 20]
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("select to_regclass('qabot_hnsw_recall')").fetchone()[0] is None, "the scratch table is dropped"
@@ -281,7 +250,7 @@ class _WordVectors:
 
 
 def test_ablate_translation_adds_the_nearest_german_word_above_the_threshold_only():
-    ablation = _script("ablate_translation")
+    from scripts.research import ablate_translation as ablation
     model = _WordVectors({"wahl": [1, 0, 0, 0], "election": [0.95, 0.31, 0, 0], "kanzler": [0, 1, 0, 0],
                           "chancellor": [0, 0.7, 0, 0.714], "merkel": [0, 0, 1, 0]})
     translator = ablation.Translator(model, ["kanzler", "merkel", "wahl"])
@@ -293,7 +262,7 @@ def test_ablate_translation_adds_the_nearest_german_word_above_the_threshold_onl
 
 
 def test_ablate_translation_feedback_words_are_frequent_in_the_top_chunks_and_rare_in_the_archive():
-    ablation = _script("ablate_translation")
+    from scripts.research import ablate_translation as ablation
     counts = Counter({"kanzlerin": 2, "regierung": 90, "koalition": 5, "berlin": 50, "lobte": 60})
     texts = ["Die Kanzlerin lobte die Koalition in Berlin.", "Die Koalition der Regierung in Berlin.", "Kanzlerin Merkel"]
     # tf x idf over 100 chunks: kanzlerin 2*log(50), koalition 2*log(20), merkel (no count) log(100), berlin 2*log(2),
@@ -305,7 +274,7 @@ def test_ablate_translation_feedback_words_are_frequent_in_the_top_chunks_and_ra
 def test_ablate_use_blends_a_passages_own_and_its_best_sentences_cosine():
     import numpy as np
 
-    ablation = _script("ablate_use")
+    from scripts.research import ablate_use as ablation
     question = np.array([1.0, 0.0], dtype=np.float32)
     passages = np.array([[0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
     sentences = [np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.zeros((0, 2), dtype=np.float32)]
@@ -319,7 +288,7 @@ def test_ablate_use_blends_a_passages_own_and_its_best_sentences_cosine():
 def test_ablate_use_scores_each_text_once_and_weights_the_scores():
     import numpy as np
 
-    ablation = _script("ablate_use")
+    from scripts.research import ablate_use as ablation
     model = _WordVectors({"Wann landet Putin?": [1, 0, 0, 0], "Putin landet um 11 Uhr in Alaska.": [0.8, 0.6, 0, 0]})
     calls: list[list[str]] = []
 
@@ -338,7 +307,7 @@ def test_ablate_use_scores_each_text_once_and_weights_the_scores():
 def test_reachable_answers_for_a_listening_host_and_names_the_reason_otherwise():
     import socket
 
-    reachable = _script("reachable")
+    from scripts import reachable
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

@@ -1,4 +1,4 @@
-"""scripts/reranker_data.py (training groups) and scripts/train_reranker.py on a tiny slice.
+"""qabot/training/reranker_data.py (training groups) and scripts/train_reranker.py on a tiny slice.
 
 The training run is real: the real mining model (multilingual-e5-small) finds the near-miss
 paragraphs, and a few steps of LoRA training run on the tiny BERT reranker folder; what is
@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import reranker_data as data
-
 from qabot.models.reranker import CrossEncoderReranker
 from qabot.models.reranker_build import build_reranker, read_adapter
+from qabot.training import reranker_data as data
 from tests.tiny_models import build_tiny_reranker
 
 PARAGRAPH = ("Die Stadt liegt am Fluss. Im Jahr 1342 wurde die Altstadt überflutet. "
@@ -87,7 +83,7 @@ def _tiny_corpus(root: Path) -> None:
 
 @pytest.mark.model
 def test_training_on_a_tiny_slice_writes_an_adapter_that_merges_and_loads(tmp_path: Path, e5):
-    import train_reranker
+    from scripts import train_reranker
 
     corpus = tmp_path / "qa"
     _tiny_corpus(corpus)

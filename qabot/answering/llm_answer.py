@@ -9,7 +9,7 @@ text), the instruction to answer in the question's language with ``[n]`` after e
 sentence, or to write ``NOT_IN_ARCHIVE``. :meth:`LLMAnswerer.check` runs the pure checks of
 :mod:`qabot.answering.citations` and, for the sentences that pass them, the meaning check:
 the claim's e5 embedding against each sentence (and pair of neighbouring sentences) of its
-cited passages, the best cosine at least :data:`CALIBRATED_BAR` (``scripts/calibrate_citations.py``
+cited passages, the best cosine at least :data:`CALIBRATED_BAR` (``scripts/research/calibrate_citations.py``
 measured it on XQuAD, English claims against German text). :meth:`LLMAnswerer.refine` puts
 the supported sentences into ``Answer.llm_reply`` and the others into ``Answer.unsupported``.
 When the archive has no answer, the call fails or nothing is supported, the answer stays
@@ -46,7 +46,7 @@ from qabot.models.llm import LLMClient
 log = logging.getLogger(__name__)
 
 # The meaning check's bar (cosine, e5 "passage: " prompt on both sides, as the Retriever embeds),
-# calibrated by `.venv/bin/python scripts/calibrate_citations.py --en ../shared/eval/xquad-dev/xquad.en.json
+# calibrated by `.venv/bin/python -m scripts.research.calibrate_citations --en ../shared/eval/xquad-dev/xquad.en.json
 # --de ../shared/eval/xquad-dev/xquad.de.json`: English sentences vs German paragraphs of XQuAD dev
 # (120 paragraphs, 1,623 examples), tuned for F0.5 on the even articles, measured on the odd ones:
 # the whole check (facts + meaning) precision 0.98, recall 0.54 (names lost in translation cost

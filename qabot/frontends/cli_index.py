@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from qabot.frontends.cli_common import LOCATION, count, edge, emit_json, index_option, sample_archive, settings_for
 from qabot.locations import Location
+
+if TYPE_CHECKING:
+    from qabot.indexer import IndexReport
 
 
 @click.command()
@@ -27,10 +31,12 @@ from qabot.locations import Location
 @click.option("--shard", default=None, metavar="I/N", help="Index only the articles whose id hashes to shard I of N "
               "(run N indexers at once, e.g. on a PostgreSQL index; --prune then prunes that shard only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--fail-on-problems", is_flag=True, help="Exit 2 when any input was skipped (for a cron job that should "
+              "alert); without it bad files are listed and the exit status is 0.")
 @click.pass_context
 @edge
 def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, sample: bool, if_missing: bool,
-          prune: bool, rebuild: bool, repair: bool, shard: str | None, as_json: bool) -> None:
+          prune: bool, rebuild: bool, repair: bool, shard: str | None, as_json: bool, fail_on_problems: bool) -> None:
     """Index ARCHIVE (a folder, read recursively, or one file) into the index (a folder or a PostgreSQL URL).
 
     Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl) and CSV
@@ -42,7 +48,7 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, 
     """
     from qabot.indexer import Shard, build_index
     from qabot.models.embedding import embedder_for
-    from qabot.store.opening import exists
+    from qabot.store.backends import exists
 
     settings = settings_for(ctx, index_dir=index_dir)
     if sample:
@@ -66,7 +72,14 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, 
     )
     if as_json:
         emit_json(report.to_dict())
-        return
+    else:
+        _print_index_report(report, archive, prune=prune)
+    if fail_on_problems and report.articles_skipped:
+        sys.exit(2)
+
+
+def _print_index_report(report: IndexReport, archive: Path, *, prune: bool) -> None:
+    """The summary line of ``qabot index`` on stdout, its problems on stderr."""
     click.echo(
         f"indexed {count(report.articles_indexed, 'article')} ({count(report.chunks_embedded, 'chunk')}) from {archive} into "
         f"{report.index_dir} in {report.seconds:.1f} s: {report.articles_read} read, "
@@ -121,7 +134,7 @@ def check(ctx: click.Context, index_dir: Location | None, as_json: bool) -> None
 
     Exit 1 with a report when something is wrong.
     """
-    from qabot.store.checks import check_index
+    from qabot.store.backends import check_index
 
     settings = settings_for(ctx, index_dir=index_dir)
     report = check_index(settings.index_dir, timeout=settings.pg_timeout)
@@ -144,7 +157,7 @@ def check(ctx: click.Context, index_dir: Location | None, as_json: bool) -> None
 @edge
 def stats(ctx: click.Context, index_dir: Location | None, as_json: bool) -> None:
     """Articles, chunks, vectors, date range, sources, size on disk and model of an index."""
-    from qabot.store.checks import index_stats
+    from qabot.store.backends import index_stats
 
     settings = settings_for(ctx, index_dir=index_dir)
     result = index_stats(settings.index_dir, timeout=settings.pg_timeout)

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Extraction:
-    """How trafilatura is asked for the main text (``scripts/bench_extraction.py`` compares settings).
+    """How trafilatura is asked for the main text (``scripts/bench/bench_extraction.py`` compares settings).
 
     ``recall_fallback``: when the first extraction keeps less than this share of what a
     ``favor_recall`` extraction finds, the recall text is taken instead (None: never asked).
@@ -59,7 +59,7 @@ class Extraction:
     recall_fallback: float | None = None
 
 
-# Chosen with scripts/bench_extraction.py on the even-numbered half of its 181 pages and
+# Chosen with scripts/bench/bench_extraction.py on the even-numbered half of its 181 pages and
 # confirmed on the odd half (docs/sources.md has the figures).
 EXTRACTION = Extraction(favor_precision=True, recall_fallback=0.5)
 

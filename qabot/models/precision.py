@@ -3,7 +3,7 @@
 Precision: "bf16" runs the transformer's weights and matmuls in bfloat16 (Intel AMX /
 AVX512-BF16 on CPU), pooling and normalisation stay float32. On multilingual-e5-small and a
 2-core Sapphire Rapids it encodes ~3.4x faster than float32 (1.8x and up with other jobs on
-the cores), its vectors at cosine >= 0.9999 to the float32 ones (scripts/bench_encode.py). "auto" (the default) takes bf16 where the device does bf16 in
+the cores), its vectors at cosine >= 0.9999 to the float32 ones (scripts/bench/bench_encode.py). "auto" (the default) takes bf16 where the device does bf16 in
 hardware and float32 elsewhere: emulated bf16 would be slower than float32.
 
 ``resolve_precision``  "auto"/"fp32"/"bf16" -> what runs, given the hardware

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Answer latency of the Telegram bot with many users asking at once, through a fake Bot API.
 
-    .venv/bin/python scripts/bench_bot.py [--users 20] [--rounds 3] [--index DIR]
+    .venv/bin/python -m scripts.bench.bench_bot [--users 20] [--rounds 3] [--index DIR]
 
 The real python-telegram-bot client polls a fake Bot API on 127.0.0.1 (tests/fake_bot_api.py);
 each round queues one question per user at the same moment and times, per user, queueing
@@ -21,9 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fake Bot API is a test helper: tests/fake_bot_api.py
 
 from qabot.answering.retriever import Retriever
 from qabot.config import Secret, Settings

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Index an archive and measure it against the limit: the model's own encode time.
 
-    .venv/bin/python scripts/benchmark.py ../shared/corpora/10kgnad-test.csv [--limit 300]
+    .venv/bin/python -m scripts.bench.benchmark ../shared/corpora/10kgnad-test.csv [--limit 300]
         [--faiss-sizes 100000,1000000] [--skip-faiss] [--questions 30] [--compare-fp32]
         [--store-url postgresql://user:password@host/db]
 
@@ -21,7 +21,7 @@ Prints one JSON object:
 - ``ask``: warm ``Retriever.ask`` latency p50/p95 over distinct questions (each asked once,
   after one warm-up);
 - ``faiss``: search latency, recall and memory at synthetic 100k/1M chunks
-  (scripts/bench_faiss.py);
+  (scripts/bench/bench_faiss.py);
 - ``peak_rss_mb`` after each phase (the process's high-water mark).
 
 The model is loaded once, before timing, as the CLI would. Model load time is reported apart.
@@ -38,8 +38,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qabot import Settings
 from qabot.answering.retriever import Retriever
@@ -154,8 +152,7 @@ def bench_ask(index_dir: Path | PgUrl, settings: Settings, embedder, questions: 
 
 def bench_postgres(archive: Path, url: PgUrl, settings: Settings, embedder, raw_seconds: float, questions: list[str]) -> dict:
     """The same archive indexed into PostgreSQL (an empty database): time, ratio, size, rerun and ask."""
-    from qabot.store.checks import index_stats
-    from qabot.store.opening import exists
+    from qabot.store.backends import exists, index_stats
 
     if exists(url):
         raise SystemExit(f"{url} already holds an index; give an empty database")
@@ -236,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 QUESTIONS[: args.questions])
 
     if not args.skip_faiss:
-        import bench_faiss
+        from scripts.bench import bench_faiss
 
         result["faiss"] = bench_faiss.run([int(s) for s in args.faiss_sizes.split(",")])
     index = result["index"]

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Measure an index's question path: open time, warm `ask`/`search` latency against the question's own embedding, peak memory.
 
-    .venv/bin/python scripts/bench_ask.py --index index/default [--repeat 20] [QUESTION ...]
-    .venv/bin/python scripts/bench_ask.py --index /tmp/eval-ix --squad ../shared/eval/xquad-dev/xquad.en.json
-    .venv/bin/python scripts/bench_ask.py --index index/default --questions-file questions.txt [--limit 200]
-    .venv/bin/python scripts/bench_ask.py --index postgresql://user:pw@host/db --squad FILE --recall
+    .venv/bin/python -m scripts.bench.bench_ask --index index/default [--repeat 20] [QUESTION ...]
+    .venv/bin/python -m scripts.bench.bench_ask --index /tmp/eval-ix --squad ../shared/eval/xquad-dev/xquad.en.json
+    .venv/bin/python -m scripts.bench.bench_ask --index index/default --questions-file questions.txt [--limit 200]
+    .venv/bin/python -m scripts.bench.bench_ask --index postgresql://user:pw@host/db --squad FILE --recall
 
 Prints one JSON object. Without questions it asks a fixed English/German set about the
 bundled sample, ``--repeat`` times (default 10); ``--questions-file`` (one question a line)

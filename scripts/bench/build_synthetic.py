@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Build an index of any size with synthetic vectors: memory and speed at sizes this machine cannot embed.
 
-    .venv/bin/python scripts/build_synthetic.py ../shared/corpora/fang-covid-dev.jsonl \\
+    .venv/bin/python -m scripts.bench.build_synthetic ../shared/corpora/fang-covid-dev.jsonl \\
         --chunks 1000000 --index /tmp/ix-1m
-    .venv/bin/python scripts/bench_ask.py --index /tmp/ix-1m --squad ../shared/eval/xquad-dev/xquad.en.json --limit 200
+    .venv/bin/python -m scripts.bench.bench_ask --index /tmp/ix-1m --squad ../shared/eval/xquad-dev/xquad.en.json --limit 200
 
 The real articles of ARCHIVE are repeated under new ids (``ID~r2`` ...) until the index holds
 about ``--chunks`` chunks, and ``build_index`` indexes them exactly as it does real ones

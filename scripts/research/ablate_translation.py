@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ablation: can the keyword leg help English questions: their words translated into the archive's German words, or fed back?
 
-    .venv/bin/python scripts/ablate_translation.py --index /tmp/eval-ix \\
+    .venv/bin/python -m scripts.research.ablate_translation --index /tmp/eval-ix \\
         --de ../shared/eval/xquad-dev/xquad.de.json --en ../shared/eval/xquad-dev/xquad.en.json \\
         [--min-similarity 0.85 0.9] [--prf 3 6] [--no-baseline] [--limit N] [--output /tmp/translation.json]
 
@@ -36,14 +36,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import evaluate  # scripts/evaluate.py, beside this script
 import numpy as np
 
 from qabot.answering import rankings
 from qabot.answering.rankings import terms
 from qabot.config import Settings
+from qabot.evaluation import command, dev_set, metrics, run
 from qabot.models.embedding import embedder_for
 
 PRF_DOCS = 3  # pseudo-relevance feedback: the top dense chunks whose salient words are added
@@ -114,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.load()
     embedder = embedder_for(settings)
-    _, questions = evaluate.load_questions(args.de, args.en, limit=args.limit)
+    _, questions = dev_set.load_questions(args.de, args.en, limit=args.limit)
     english = questions["en"]
     from qabot.answering.retriever import Retriever
 
@@ -153,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for name, keyword in variants:
                 rankings.keyword_ranking = keyword
-                report[name] = evaluate.summarise_language(evaluate.ask_all(retriever, english, k=settings.top_k))
+                report[name] = metrics.summarise_language(run.ask_all(retriever, english, k=settings.top_k))
                 halves = report[name]["halves"]
                 say(f"{name}: " + json.dumps({h: {m: halves[h][m] for m in ("recall@1", "recall@10", "sentence_hit@1")} for h in halves}))
         finally:
             rankings.keyword_ranking, rankings.dense_ranking = original, original_dense
         if translator is not None:
             report["examples"] = {q.text: translator.expand(q.text, min(args.min_similarity)) for q in english[:15]}
-    evaluate.write_report(report, args.output)
+    command.write_report(report, args.output)
     return 0
 
 

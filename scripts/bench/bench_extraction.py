@@ -1,7 +1,7 @@
 """How well qabot finds the article on pages it did not write: precision, recall and F1 on
 181 real article pages with human-checked bodies, beside the published figures.
 
-    .venv/bin/python scripts/bench_extraction.py [--corpus ../shared/corpora/article-extraction-benchmark]
+    .venv/bin/python -m scripts.bench.bench_extraction [--corpus ../shared/corpora/article-extraction-benchmark]
         [--workers 2] [--json report.json]
 
 The corpus (scrapinghub/article-extraction-benchmark, MIT; read from ../shared, never copied)
@@ -34,8 +34,6 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qabot.ingest.charset import decode_page
 from qabot.ingest.web import EXTRACTION, Extraction, extract_page

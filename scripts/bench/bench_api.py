@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Latency and throughput of `qabot serve` at 1, 10 and 50 concurrent clients.
 
-    .venv/bin/python scripts/bench_api.py [--index DIR] [--clients 1,10,50] [--seconds 5] [--url URL]
+    .venv/bin/python -m scripts.bench.bench_api [--index DIR] [--clients 1,10,50] [--seconds 5] [--url URL]
 
 Starts `python -m qabot serve` on a free loopback port (or uses a running server with --url;
 pass QABOT_API_KEYS' key in QABOT_BENCH_KEY then), warms it up, and for each level runs that
@@ -26,9 +26,6 @@ import time
 from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 QUESTIONS = [
     "When does Putin land in Alaska?",

@@ -1,8 +1,5 @@
-"""The evaluation's records and metrics (pure): SQuAD files to articles and questions, ranks to
-recall@k and MRR, answer sentences to hits, results to the report and its table.
-
-scripts/evaluate.py runs the questions (the I/O) and imports these; its tests and the other
-evaluation scripts reach them through it (``evaluate.recall_at`` ...).
+"""The evaluation's metrics (pure): ranks to paragraph recall@k and MRR, answer sentences to
+hits, per-question results to the report (overall and per half) and its table.
 """
 
 from __future__ import annotations
@@ -13,35 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qabot import Article
+from qabot.evaluation.dev_set import HALVES
 
 SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
 WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ)
 RECALL_AT = (1, 5, 10, 50)
 MRR_K = 10
-HALVES = ("A", "B")  # A: even article index in the SQuAD file's ``data``, B: odd
-
-
-@dataclass(frozen=True)
-class Gold:
-    """One SQuAD question: its text, gold paragraph id, answers and half ("A" or "B")."""
-
-    question: str
-    paragraph_id: str
-    answers: tuple[str, ...]
-    half: str
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question: its id, language, text, gold paragraph id and (German) gold answers."""
-
-    id: str
-    language: str
-    text: str
-    paragraph_id: str
-    answers: tuple[str, ...]
-    half: str = "A"
 
 
 @dataclass(frozen=True)
@@ -66,22 +40,6 @@ class Result:
     refine_ms: float | None = None
 
 
-def read_squad(data: dict[str, Any]) -> tuple[list[Article], dict[str, Gold]]:
-    """Articles (one per paragraph) and question id -> its Gold from SQuAD JSON; the half is
-    "A" for the questions of an even-numbered article (0-based, in ``data``), "B" for odd."""
-    articles: list[Article] = []
-    questions: dict[str, Gold] = {}
-    for number, entry in enumerate(data["data"]):
-        half = HALVES[number % 2]
-        for index, paragraph in enumerate(entry["paragraphs"]):
-            paragraph_id = f"{entry['title']}#{index}"
-            articles.append(Article(id=paragraph_id, title=entry["title"].replace("_", " "), text=paragraph["context"]))
-            for qa in paragraph["qas"]:
-                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
-                questions[qa["id"]] = Gold(qa["question"], paragraph_id, answers, half)
-    return articles, questions
-
-
 def distinct(ids: Iterable[str]) -> list[str]:
     """``ids`` without repeats, first occurrence kept (several chunks of one article rank apart)."""
     return list(dict.fromkeys(ids))
@@ -93,7 +51,7 @@ def gold_rank(ranked_ids: Sequence[str], gold: str) -> int | None:
     return ids.index(gold) + 1 if gold in ids else None
 
 
-def recall_at(ranks: Sequence[int | None], k: int) -> float:
+def paragraph_recall(ranks: Sequence[int | None], k: int) -> float:
     """Share of questions whose gold paragraph ranked within the top ``k``."""
     return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
 
@@ -130,8 +88,8 @@ def summarise(results: Sequence[Result]) -> dict[str, Any]:
     n = len(results)
     return {
         "n": n,
-        **{f"recall@{k}": round(recall_at(ranks, k), 4) for k in RECALL_AT if k <= SEARCH_K},
-        f"recall@{WIDE_K}": round(recall_at([r.rank_50 for r in results], WIDE_K), 4),
+        **{f"recall@{k}": round(paragraph_recall(ranks, k), 4) for k in RECALL_AT if k <= SEARCH_K},
+        f"recall@{WIDE_K}": round(paragraph_recall([r.rank_50 for r in results], WIDE_K), 4),
         f"mrr@{MRR_K}": round(mrr_at(ranks, MRR_K), 4),
         "sentence_hit@1": round(sum(r.hit for r in results) / n, 4) if n else 0.0,
         "abstention_rate": round(sum(r.sentence is None for r in results) / n, 4) if n else 0.0,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time raw encoding of the indexer's chunk texts, one candidate precision/backend against another.
 
-    .venv/bin/python scripts/bench_encode.py [ARCHIVE] [--limit 400] [--rounds 3]
+    .venv/bin/python -m scripts.bench.bench_encode [ARCHIVE] [--limit 400] [--rounds 3]
         [--candidates fp32,bf16,bf16-autocast,int8-dynamic,onnx-fp32,onnx-int8]
         [--threads 0,1] [--batch-sizes 16,32,64]
 

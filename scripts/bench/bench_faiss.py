@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark qabot's vector index on synthetic vectors: flat (exact) vs the approximate index.
 
-    .venv/bin/python scripts/bench_faiss.py [--sizes 100000,1000000] [--queries 200]
+    .venv/bin/python -m scripts.bench.bench_faiss [--sizes 100000,1000000] [--queries 200]
 
 Prints one JSON object. For each size it reports, for the flat index and for the IVF index
 that ``VectorIndex.optimize`` builds: build/train time, add time, single-query search latency
@@ -26,7 +26,7 @@ nprobe 1/4/16/32 0.44/0.72/0.92/0.98 -> 0.50/0.78/0.95/0.995 (real questions are
 harder). Cluster-friendly random data would flatter IVF: an earlier, more clustered
 generator needed 4x fewer lists probed for the same recall.
 
-``run(sizes, ...) -> dict`` is what ``scripts/benchmark.py`` imports.
+``run(sizes, ...) -> dict`` is what ``scripts/bench/benchmark.py`` imports.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _in_child(worker: str, *args: Any) -> dict[str, Any]:
     """Run a worker in a fresh interpreter (so its peak RSS is its own); JSON comes back.
 
     A subprocess of this very file, not multiprocessing: it works however the caller
-    imported this module (scripts/benchmark.py loads it by path).
+    imported this module (scripts.bench.benchmark imports it).
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, json.dumps(args)]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)

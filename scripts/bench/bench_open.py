@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What verifying an index costs when it is opened: checksums, quick_check, vector norms.
 
-    .venv/bin/python scripts/build_synthetic.py ../shared/corpora/fang-covid-dev.jsonl --chunks 200000 --index /tmp/ix-200k
-    .venv/bin/python scripts/bench_open.py --index /tmp/ix-200k
+    .venv/bin/python -m scripts.bench.build_synthetic ../shared/corpora/fang-covid-dev.jsonl --chunks 200000 --index /tmp/ix-200k
+    .venv/bin/python -m scripts.bench.bench_open --index /tmp/ix-200k
 
 Times, on the index at ``--index`` and on a copy of it without checksums (an index from before
 they were recorded), each in a fresh process (the page cache warm, as a reader that opens a
@@ -35,7 +35,7 @@ def _timed(code: str, folder: Path) -> float:
     """Seconds ``code`` takes in a fresh process (imports excluded)."""
     script = (
         "import sys, time; from pathlib import Path\n"
-        "from qabot.store import Store; from qabot.store.checks import check_index\n"
+        "from qabot.store import Store; from qabot.store.backends import check_index\n"
         f"folder = Path({str(folder)!r}); t = time.perf_counter()\n{code}\n"
         "print(time.perf_counter() - t)"
     )
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     manifest = json.loads((args.index / MANIFEST_NAME).read_text())
     if not manifest.get("checksums"):
-        parser.error(f"{args.index}: no checksums in its manifest; build it with this qabot (scripts/build_synthetic.py)")
+        parser.error(f"{args.index}: no checksums in its manifest; build it with this qabot (scripts/bench/build_synthetic.py)")
     data = args.index / manifest["generation"]
     sizes = {name: (data / name).stat().st_size for name in (DB_NAME, FAISS_NAME)}
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Training groups for qabot's reranker from public QA data; pure steps plus the readers.
 
-    from reranker_data import read_sources, sentence_groups
+    from qabot.training.reranker_data import read_sources, sentence_groups
     questions = read_sources(Path("../shared/corpora/qa"))
 
 A *question* (:class:`QA`) is a question with its paragraph, the paragraph's sentences (cut by

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ablation: isolated vs contextual ("late chunking") sentence vectors for answer-sentence choice.
 
-    .venv/bin/python scripts/ablate_contextual.py [--de ../shared/eval/xquad-dev/xquad.de.json] \\
+    .venv/bin/python -m scripts.research.ablate_contextual [--de ../shared/eval/xquad-dev/xquad.de.json] \\
         [--en ../shared/eval/xquad-dev/xquad.en.json] [--weights 1,0.75,0.5,0.25,0]
         [--threads 1] [--limit N] [--output /tmp/ablation.json]
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """One round of ``qabot follow`` over N local pages (default 500): fetch + extract + archive + index.
 
-    .venv/bin/python scripts/bench_follow.py                 # 500 pages, the real model
-    .venv/bin/python scripts/bench_follow.py --pages 100 --hash-model
+    .venv/bin/python -m scripts.bench.bench_follow                 # 500 pages, the real model
+    .venv/bin/python -m scripts.bench.bench_follow --pages 100 --hash-model
 
 Serves N generated German pages and a sitemap listing them from 127.0.0.1 (tests/fake_site.py,
 a test helper), follows the sitemap into a fresh archive and index in one round (no per-host
@@ -19,13 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fake site is a test helper: tests/fake_site.py
 
 from qabot.follow import Fetcher, IndexUpdate, RoundOptions, follow
 from qabot.indexer import build_index

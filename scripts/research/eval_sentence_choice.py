@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Answer-sentence choice inside the gold paragraph: today's bi-encoder blend against a reranker, and blends.
 
-    .venv/bin/python scripts/eval_sentence_choice.py [--reranker FOLDER | --adapter DIR] \\
+    .venv/bin/python -m scripts.research.eval_sentence_choice [--reranker FOLDER | --adapter DIR] \\
         [--xquad ../shared/eval/xquad-dev] [--weights 0,0.5,1] [--output choice.json]
 
 Each German dev paragraph is cut by qabot's splitter; a question counts when one of its
@@ -24,21 +24,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eval_metrics import HALVES, sentence_hit
-from evaluate import write_report
-
 from qabot.answering import picking
 from qabot.config import Settings
+from qabot.evaluation.command import write_report
+from qabot.evaluation.dev_set import HALVES
+from qabot.evaluation.metrics import sentence_hit
 from qabot.ingest.sentences import split_sentences
 from qabot.models.embedding import load_embedder
 from qabot.models.provision import default_model_dir

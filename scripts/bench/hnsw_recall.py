@@ -2,7 +2,7 @@
 """pgvector HNSW recall on real vectors, at a size the dev set cannot reach.
 
     .venv/bin/python -m tests.pg_server shared_buffers=2GB &      # prints a URL (or any server with pgvector)
-    .venv/bin/python scripts/hnsw_recall.py ../shared/corpora/fang-covid-dev.jsonl --sentences 100000 \\
+    .venv/bin/python -m scripts.bench.hnsw_recall ../shared/corpora/fang-covid-dev.jsonl --sentences 100000 \\
         --store-url URL --squad ../shared/eval/xquad-dev/xquad.en.json ../shared/eval/xquad-dev/xquad.de.json \\
         --cache /tmp/fang-sentences.npy
 
@@ -39,11 +39,11 @@ from qabot.ingest.archive import iter_articles
 from qabot.models.embedding import embedder_for
 from qabot.store.postgres.queries import ef_search
 from qabot.store.postgres.store import HNSW_EF_CONSTRUCTION, HNSW_M
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ask import read_questions
+from scripts.bench.bench_ask import read_questions
 
 TABLE = "qabot_hnsw_recall"
+
+
 def archive_sentences(archive: Path, embedder, n: int, held_out: int) -> list[str]:
     """The first ``n`` + ``held_out`` distinct sentence texts of ``archive``, in order."""
     seen: dict[str, None] = {}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The keyword leg alone, on indexes of the same paragraphs: which full-text search finds the gold paragraph.
 
-    .venv/bin/python scripts/keyword_leg.py --squad ../shared/eval/xquad-dev/xquad.de.json \\
+    .venv/bin/python -m scripts.research.keyword_leg --squad ../shared/eval/xquad-dev/xquad.de.json \\
         --squad ../shared/eval/xquad-dev/xquad.en.json --index /tmp/eval-ix --index postgresql://user:pw@host/db
 
 Each index must hold the SQuAD file's paragraphs under evaluate.py's ids (``{title}#{index}``):
@@ -16,31 +16,20 @@ n, recall@1, recall@10 and how often the leg found nothing at all.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from qabot.answering.rankings import terms
-from qabot.store.opening import manifest_at, open_reader, parse_location
+from qabot.evaluation.dev_set import read_squad
+from qabot.evaluation.metrics import gold_rank, paragraph_recall
+from qabot.store.backends import manifest_at, open_reader, parse_location
 
 K = 10
 
 
-def _evaluate():
-    spec = importlib.util.spec_from_file_location("qabot_evaluate_script", Path(__file__).with_name("evaluate.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def measure(index: str, squad: Path) -> dict:
-    evaluate = _evaluate()
-    _, questions = evaluate.read_squad(json.loads(squad.read_text(encoding="utf-8")))
+    _, questions = read_squad(json.loads(squad.read_text(encoding="utf-8")))
     location = parse_location(index)
     with open_reader(location, model=manifest_at(location).model) as store:
         ranks: dict[str, list[int | None]] = {"all": [], "A": [], "B": []}
@@ -50,10 +39,10 @@ def measure(index: str, squad: Path) -> dict:
             if not hits:
                 empty += 1
             rows = store.chunk_rows([chunk_id for chunk_id, _ in hits])
-            rank = evaluate.gold_rank([rows[c]["article_id"] for c, _ in hits if c in rows], gold.paragraph_id)
+            rank = gold_rank([rows[c]["article_id"] for c, _ in hits if c in rows], gold.paragraph_id)
             ranks["all"].append(rank)
             ranks[gold.half].append(rank)
-    summary = {half: {"n": len(r), "recall@1": round(evaluate.recall_at(r, 1), 4), "recall@10": round(evaluate.recall_at(r, 10), 4)}
+    summary = {half: {"n": len(r), "recall@1": round(paragraph_recall(r, 1), 4), "recall@10": round(paragraph_recall(r, 10), 4)}
                for half, r in ranks.items()}
     summary["all"]["no_hits"] = empty
     return summary

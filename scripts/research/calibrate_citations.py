@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Calibrate the citation check's similarity bar on parallel text (XQuAD English vs German).
 
-    .venv/bin/python scripts/calibrate_citations.py --en ../shared/eval/xquad-dev/xquad.en.json \\
+    .venv/bin/python -m scripts.research.calibrate_citations --en ../shared/eval/xquad-dev/xquad.en.json \\
         --de ../shared/eval/xquad-dev/xquad.de.json [--limit N] [--output /tmp/calibration.json]
 
 XQuAD's two files hold the same paragraphs, in the same order, in English and German. Each
