@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 TORCH       ?= torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install model sample run lint test browser clean
+.PHONY: install model sample run lint test docs browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 test: lint model browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# Regenerates the pages made from the code with cog (cogapp): .env.example and every page holding a
+# [[[cog block (docs/settings.md from the settings table, qabot/config/table.py). The tests fail when
+# one is out of date.
+docs: install
+	$(BIN)/cog -r -I . .env.example $$(grep -ls '\[\[\[cog' README.md CONTRIBUTING.md docs/*.md)
 
 # Debian's chromium and chromium-driver for the web page's browser test (tests/test_api_browser.py).
 # Installed only when missing, and only as root with apt-get; otherwise the reason is printed

@@ -74,7 +74,7 @@ BAD_VALUES = {
     "TELEGRAM_BOT_TOKEN": "not a token", "QABOT_TELEGRAM_API_URL": "ftp://example.org/bot",
     "QABOT_ALLOWED_USERS": "alice", "QABOT_ALLOWED_CHATS": "-100,x", "QABOT_ALLOW_ALL": "maybe",
     "QABOT_RATE_PER_MINUTE": "inf", "QABOT_RATE_BURST": "0", "QABOT_MAX_QUESTION_CHARS": "5",
-    "QABOT_LOG_MESSAGES": "perhaps", "QABOT_SENTENCE_LEG": "sometimes",
+    "QABOT_LOG_MESSAGES": "perhaps", "QABOT_SENTENCE_LEG": "sometimes", "QABOT_HYBRID": "mostly",
     "QABOT_RERANKER": "bge\x01", "QABOT_RERANK_POOL": "1000", "QABOT_RERANK_SENTENCES": "-1", "QABOT_RERANKER_DEVICE": "gpu", "QABOT_READER": "deepset/\x02",
     "QABOT_READER_DEVICE": "tpu", "QABOT_LLM_URL": "localhost:11434", "QABOT_LLM_MODEL": "llama\x7f\x00",
     "QABOT_LLM_TIMEOUT": "0", "QABOT_API_KEYS": "short", "QABOT_API_RATE_PER_MINUTE": "-1",
