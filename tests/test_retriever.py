@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from qabot.answering.retriever import Retriever
-from qabot.config import Settings
-from qabot.errors import IndexMismatchError, StoreError
+from qabot.config import MAX_QUESTION_CHARS, Settings
+from qabot.errors import IndexMismatchError, QuestionError, StoreError
 from qabot.indexer import build_index
 from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
@@ -139,3 +139,22 @@ def test_open_without_a_folder_uses_the_default_one_not_qabot_index(index: Path,
         Retriever.open(embedder=HashEmbedder())
     with Retriever.open(settings=Settings.from_env(os.environ), embedder=HashEmbedder()) as retriever:
         assert retriever.stats()["articles"] == len(ARTICLES)
+
+
+def test_the_question_limit_and_the_keyword_leg_come_from_the_settings(index: Path):
+    """QABOT_MAX_QUESTION_CHARS is one limit for the bot, the API and the Retriever; QABOT_HYBRID=false drops the keyword leg."""
+    embedder = HashEmbedder()
+    with Retriever.open(index, settings=Settings(reranker=None), embedder=embedder) as retriever:
+        assert (retriever.max_question_chars, retriever.hybrid) == (MAX_QUESTION_CHARS, True)
+        with pytest.raises(QuestionError, match=f"at most {MAX_QUESTION_CHARS}"):
+            retriever.ask("x" * (MAX_QUESTION_CHARS + 1))
+    settings = Settings.from_env({"QABOT_MAX_QUESTION_CHARS": "40", "QABOT_HYBRID": "false", "QABOT_RERANKER": ""})
+    with Retriever.open(index, settings=settings, embedder=embedder) as retriever:
+        searched: list[object] = []
+        search = retriever.store.keyword_search_words
+        retriever.store.keyword_search_words = lambda *args: searched.append(args) or search(*args)  # type: ignore[method-assign]
+        with pytest.raises(QuestionError, match="at most 40"):
+            retriever.ask("x" * 41)
+        assert retriever.ask(QUESTIONS["zoo"]).passages and searched == []  # the vectors alone answer
+        retriever.hybrid = True
+        assert retriever.ask(QUESTIONS["zoo"]).passages and searched

@@ -30,7 +30,7 @@ from qabot.answering import picking, ranking, rankings, reading, reranking
 from qabot.answering.dates import find_date_range
 from qabot.answering.llm_answer import LLMAnswerer
 from qabot.answering.questions import clean_question
-from qabot.config import DEFAULT_MODEL, Settings
+from qabot.config import DEFAULT_MODEL, MAX_QUESTION_CHARS, Settings
 from qabot.documents import Answer, Models, Passage
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.ingest.chunking import split_sentences
@@ -46,7 +46,6 @@ from qabot.store.opening import Location, manifest_at, open_reader, parse_locati
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000
 # How many fused candidates are split into sentences and reranked.
 RERANK = 12
 # Below this best-passage relevance the answer is "not in the archive". Calibrated for
@@ -176,6 +175,7 @@ class Retriever:
         log.info("opened %s: %s, model %s", folder, store.counts(), embedder.name)
         try:
             return cls(store, embedder, top_k=settings.top_k, min_score=settings.min_score, sentence_leg=settings.sentence_leg,
+                       hybrid=settings.hybrid, max_question_chars=settings.max_question_chars,
                        reranker=reranker_for(settings), rerank_pool=settings.rerank_pool,
                        rerank_sentences=settings.rerank_sentences, reader=reader_for(settings),
                        llm=llm)
