@@ -26,7 +26,8 @@ from qabot.frontends.cli import sample_archive
 from qabot.indexer import build_index
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.sentences import split_sentences
-from qabot.models.embedding import HashEmbedder, load_embedder
+from qabot.models.embedding import load_embedder
+from tests.fakes import HashEmbedder
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -15,13 +15,19 @@ most of it, not the interpreter's start-up.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # run as a script (python tests/fake_model_cli.py): the repository root, for tests.fakes
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from qabot.models import embedding
-from qabot.models.embedding import Embedder, HashEmbedder
+from qabot.models.embedding import Embedder
+from tests.fakes import HashEmbedder
 
 
 class _PacedHashEmbedder(HashEmbedder):
@@ -48,6 +54,9 @@ def use_hash_embedder(monkeypatch: object) -> None:
 
 if __name__ == "__main__":
     embedding.embedder_for = _hash_embedder  # the CLI imports it from the module when it needs a model
+    from tests.stop_at import install_from_env
+
+    install_from_env()  # FAKE_STOP_AT: stop at a named step of the run (tests/stop_at.py)
     from qabot.frontends.cli import main
 
     main()

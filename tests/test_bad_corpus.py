@@ -25,8 +25,8 @@ from qabot.frontends.cli import cli
 from qabot.indexer import build_index
 from qabot.ingest.archive import iter_articles
 from qabot.ingest.chunking import chunk_article, count_tokens
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
+from tests.fakes import HashEmbedder
 
 CORPUS = Path(__file__).parent / "data" / "bad_corpus"
 BUDGET = 200  # build_index's default chunk_tokens

@@ -12,9 +12,9 @@ import pytest
 from qabot.documents import Problem
 from qabot.indexer import build_index
 from qabot.indexer import folder as folder_indexer
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store, generations
 from qabot.store.checks import check_index
+from tests.fakes import HashEmbedder
 
 from .archives import article_text, snapshot, write_archive
 

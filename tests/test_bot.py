@@ -38,7 +38,6 @@ from qabot.frontends.cli import sample_archive
 from qabot.frontends.reloading import IndexOpener
 from qabot.frontends.telegram_format import TEXTS
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import MANIFEST_NAME, Store
 from tests.fake_bot_api import (
     TOKEN,
@@ -48,6 +47,7 @@ from tests.fake_bot_api import (
     check_html,
     running,
 )
+from tests.fakes import HashEmbedder
 
 # PTB 22 itself reads RetryAfter.retry_after while building the exception and warns about it
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")

@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store, read_manifest
 from qabot.store.checks import check_index
+from tests.fakes import HashEmbedder
 
 from .archives import write_archive
 

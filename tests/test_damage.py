@@ -28,10 +28,10 @@ from qabot.answering.retriever import Retriever
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.frontends.cli import cli
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store, read_manifest
 from qabot.store.checks import check_index
 from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME
+from tests.fakes import HashEmbedder
 
 from .archives import article_text, write_archive
 from .tiny_model import build_tiny_model

@@ -17,7 +17,6 @@ from qabot.config import Settings
 from qabot.errors import ConfigError, ModelError
 from qabot.models.embedding import (
     Embedder,
-    HashEmbedder,
     SentenceTransformerEmbedder,
     default_prompts,
     embedder_for,
@@ -33,6 +32,7 @@ from qabot.models.provision import (
     install_model,
     parse_e5s1,
 )
+from tests.fakes import HashEmbedder
 
 LANDING = ("Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit (21.00 Uhr MESZ) "
            "mit dem Flugzeug in Alaska ankommen.")
@@ -382,9 +382,9 @@ def test_bench_encode_script_compares_candidates(e5_folder: Path, tmp_path: Path
     archive = tmp_path / "archive.jsonl"
     archive.write_text("\n".join(json.dumps({"id": f"a{i}", "title": f"T{i}", "text": text}, ensure_ascii=False)
                                  for i, text in enumerate(SENTENCES)) + "\n", encoding="utf-8")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_encode.py"
-    env = {**os.environ, "QABOT_CACHE_DIR": str(e5_folder.parent.parent)}
-    done = subprocess.run([sys.executable, str(script), str(archive), "--limit", "4", "--rounds", "1",
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "QABOT_CACHE_DIR": str(e5_folder.parent.parent), "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "scripts.bench.bench_encode", str(archive), "--limit", "4", "--rounds", "1",
                            "--candidates", "fp32,bf16"], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)

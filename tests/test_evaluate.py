@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qabot.evaluation import command, dev_set, metrics, run
-from qabot.models.embedding import HashEmbedder
+from tests.fakes import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.frontends.cli import cli
 from qabot.indexer import build_index, delete_articles
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store, generations, read_manifest
 from qabot.store.checks import check_index, index_stats
+from tests.fakes import HashEmbedder
 
 from .archives import snapshot, write_archive
 from .fake_model_cli import use_hash_embedder

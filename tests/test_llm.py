@@ -18,10 +18,10 @@ from qabot.answering.llm_answer import CachedEmbed, LLMAnswerer, build_messages
 from qabot.answering.retriever import Retriever
 from qabot.config import Secret, Settings
 from qabot.errors import ConfigError
-from qabot.models.embedding import HashEmbedder
 from qabot.models.llm import LLMClient, LLMError, llm_for
 from qabot.store import Store
 from tests.fake_openai import KEY, FakeOpenAI
+from tests.fakes import HashEmbedder
 
 QUESTION_DE = "Wann landet Putin in Alaska?"
 QUESTION_EN = "When does Putin land in Alaska?"

@@ -248,7 +248,7 @@ def test_two_indexers_on_disjoint_shards_at_once_index_everything_once(pg_url, t
 _CHILD = textwrap.dedent("""
     import sys
     from qabot.indexer import build_index
-    from qabot.models.embedding import HashEmbedder
+    from tests.fakes import HashEmbedder
     build_index(sys.argv[1], sys.argv[2], embedder=HashEmbedder(), batch_size=1)
 """)
 
@@ -326,7 +326,7 @@ _READER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from qabot.answering.retriever import Retriever
-    from qabot.models.embedding import HashEmbedder
+    from tests.fakes import HashEmbedder
     url, stop = sys.argv[1], Path(sys.argv[2])
     asked, failed, half, sizes = 0, [], 0, set()
     from qabot.config import Settings

@@ -17,8 +17,8 @@ from qabot.answering.questions import clean_question
 from qabot.answering.retriever import MAX_QUESTION_CHARS, Retriever
 from qabot.errors import QuestionError
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
+from tests.fakes import HashEmbedder
 
 from .conftest import LANDING_SENTENCE
 

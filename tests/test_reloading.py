@@ -14,8 +14,8 @@ from qabot.config import Settings
 from qabot.frontends.cli import sample_archive
 from qabot.frontends.reloading import IndexOpener, RetrieverHolder, same_model
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import MANIFEST_NAME, Store
+from tests.fakes import HashEmbedder
 
 LANDING = "Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit"
 

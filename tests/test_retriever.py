@@ -17,8 +17,8 @@ from qabot.answering.retriever import Retriever
 from qabot.config import MAX_QUESTION_CHARS, Settings
 from qabot.errors import IndexMismatchError, QuestionError, StoreError
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder
 from qabot.store import Store
+from tests.fakes import HashEmbedder
 
 # Two sentences each, one chunk each.
 ARTICLES = {

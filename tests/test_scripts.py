@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.models.embedding import HashEmbedder
+from tests.fakes import HashEmbedder
 
 from .tiny_model import build_tiny_model
 

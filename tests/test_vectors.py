@@ -249,14 +249,9 @@ def test_nlist_grows_like_sqrt_and_keeps_enough_points_per_list():
 
 
 def _bench_module():
-    import importlib.util
-    from pathlib import Path
+    from scripts.bench import bench_faiss
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_faiss.py"
-    spec = importlib.util.spec_from_file_location("bench_faiss", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_faiss
 
 
 def test_bench_vectors_are_normalised_deterministic_and_clustered():

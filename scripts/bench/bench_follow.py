@@ -25,8 +25,9 @@ from pathlib import Path
 
 from qabot.follow import Fetcher, IndexUpdate, RoundOptions, follow
 from qabot.indexer import build_index
-from qabot.models.embedding import HashEmbedder, load_embedder
+from qabot.models.embedding import load_embedder
 from tests.fake_site import FakeSite, article, sitemap
+from tests.fakes import HashEmbedder
 
 
 def main() -> None:
