@@ -167,7 +167,7 @@ def choice(options: tuple[str, ...], *, upper: bool = False) -> Kind:
         return text.upper() if upper else text.lower()
 
     listed = ", ".join(options[:-1]) + f" or {options[-1]}"
-    return Kind(f"{listed} (any case)", lambda value: None if value in options else f"must be {listed}",
+    return Kind(f"{listed} (any case)", lambda value: None if value in options else f"must be one of {', '.join(options)}",
                 tidy=tidy, choices=options)
 
 
