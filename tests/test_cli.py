@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from qabot.frontends.cli import cli
 
 from .conftest import LANDING_SENTENCE
-from .tiny_model import build_tiny_model
+from .tiny_models import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

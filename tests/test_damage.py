@@ -34,7 +34,7 @@ from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME
 from tests.fakes import HashEmbedder
 
 from .archives import article_text, write_archive
-from .tiny_model import build_tiny_model
+from .tiny_models import build_tiny_model
 
 ARTICLES = range(12)
 CHUNK_TOKENS = 60

@@ -378,7 +378,7 @@ def test_the_cli_indexes_asks_and_copies_with_a_postgres_url(pg_server, pg_url, 
     from click.testing import CliRunner
 
     from qabot.frontends.cli import cli
-    from tests.tiny_model import build_tiny_model
+    from tests.tiny_models import build_tiny_model
 
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("QABOT_")]:

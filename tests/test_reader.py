@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answering.reading import NO_ANSWER_NOTE, locate
+from qabot.answering.answer_span import NO_ANSWER_NOTE, locate
 from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Answer, Passage, Span
@@ -21,7 +21,7 @@ from qabot.frontends import chat, telegram_format
 from qabot.ingest.chunking import split_sentences
 from qabot.models.optional import Deadline
 from qabot.models.provision import default_model_dir
-from qabot.models.reader import Reading, load_reader
+from qabot.models.reader import ReaderAnswer, load_reader
 from qabot.store import Store
 from tests.conftest import LANDING_SENTENCE
 from tests.tiny_models import build_e5_reader, build_tiny_reader
@@ -47,7 +47,7 @@ def _passage(start: int, end: int) -> Passage:
 def test_a_span_maps_to_its_sentence_and_into_the_article_text():
     passage = _passage(10, len(ARTICLE))
     at = passage.text.index("11.00 Uhr")
-    found = locate([passage], Reading(0, at, at + 9, "11.00 Uhr", 0.7, 0.1), split_sentences)
+    found = locate([passage], ReaderAnswer(0, at, at + 9, "11.00 Uhr", 0.7, 0.1), split_sentences)
     assert found is not None
     assert ARTICLE[found.span.start:found.span.end] == found.span.text == "11.00 Uhr"
     sentence = found.sentence
@@ -58,11 +58,11 @@ def test_a_span_maps_to_its_sentence_and_into_the_article_text():
 def test_a_span_past_its_sentence_is_cut_and_blank_spans_are_none():
     passage = _passage(10, len(ARTICLE))
     at = passage.text.index("Alaska")
-    found = locate([passage], Reading(0, at, at + 20, "", 0.5, 0.1), split_sentences)
+    found = locate([passage], ReaderAnswer(0, at, at + 20, "", 0.5, 0.1), split_sentences)
     assert found is not None and found.span.text == "Alaska ankommen." and found.span.end == found.sentence.end
-    assert locate([passage], Reading(0, 5, 5, "", 0.5, 0.1), split_sentences) is None
-    assert locate([passage], Reading(3, 0, 4, "", 0.5, 0.1), split_sentences) is None
-    assert Reading(0, 0, 1, "x", 0.2, 0.3).abstains and not Reading(0, 0, 1, "x", 0.3, 0.2).abstains
+    assert locate([passage], ReaderAnswer(0, 5, 5, "", 0.5, 0.1), split_sentences) is None
+    assert locate([passage], ReaderAnswer(3, 0, 4, "", 0.5, 0.1), split_sentences) is None
+    assert ReaderAnswer(0, 0, 1, "x", 0.2, 0.3).abstains and not ReaderAnswer(0, 0, 1, "x", 0.3, 0.2).abstains
 
 
 # -- the seam -------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_a_broken_reader_folder_or_a_failing_reader_falls_back(tmp_path: Path, r
     class Raising:
         name = "raising"
 
-        def read(self, question: str, texts: list[str], *, deadline: Deadline | None = None) -> Reading | None:
+        def read(self, question: str, texts: list[str], *, deadline: Deadline | None = None) -> ReaderAnswer | None:
             raise ValueError("sequence too long")
 
     store = Store.open(sample_index, model=e5.name)

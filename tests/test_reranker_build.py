@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qabot.answering.reranking import best_indices, lead_with, rescore_best
+from qabot.answering.reranker_blend import best_indices, lead_with, rescore_best
 from qabot.config import BUILTIN_RERANKER, Settings
 from qabot.errors import ModelError
 from qabot.models import reranker_build
@@ -66,7 +66,7 @@ def test_rescore_best_keeps_only_what_the_reranker_read_and_lead_with_repoints_s
         rescore_best(scores, [1, 2], np.array([1.0]))
 
     from qabot.answering.picking import Candidate
-    from qabot.answering.ranking import Ranked
+    from qabot.answering.ranking_steps import Ranked
     from tests.test_reranker import _passage
 
     ranked = Ranked((_passage(1, 0.9), _passage(2, 0.8), _passage(3, 0.7)),

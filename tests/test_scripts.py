@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakes import HashEmbedder
 
-from .tiny_model import build_tiny_model
+from .tiny_models import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = Path(__file__).parent / "data" / "archive"

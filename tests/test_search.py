@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qabot.answering.rankings import fts_query, fuse_rrf, keyword_ranking, passages_for, terms
+from qabot.answering.fusion import fuse_rrf
+from qabot.answering.legs import fts_query, keyword_ranking, passages_for, terms
 from qabot.documents import Article, Chunk
 from qabot.store import Store
 
@@ -80,7 +81,7 @@ def test_passages_keep_ranking_order_and_metadata(tmp_path):
 
 
 def test_neighbouring_chunks_of_one_article_merge_into_one_group():
-    from qabot.answering.rankings import merge_neighbours
+    from qabot.answering.fusion import merge_neighbours
 
     spans = [("a", 100, 200), ("b", 0, 50), ("a", 180, 300), ("a", 301, 400), ("a", 600, 700), ("c", 0, 10)]
     assert merge_neighbours(spans, limit=5) == [[0, 2, 3], [1], [4], [5]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from qabot.answering import rankings
+from qabot.answering import fusion, legs
 
 from .conftest import LANDING_SENTENCE
 
@@ -33,7 +33,7 @@ def gnad(line: int) -> str:
 
 def articles(retriever, ranking) -> list[str]:
     """The article of each chunk in ``ranking``, in order."""
-    return [p.article_id for p in rankings.passages_for(retriever.store, ranking)]
+    return [p.article_id for p in legs.passages_for(retriever.store, ranking)]
 
 
 # (question, article, words the answer sentence must hold, or None where only the article is checked)
@@ -83,7 +83,7 @@ DENSE_ONLY = [
 @pytest.mark.parametrize(("question", "article"), DENSE_ONLY, ids=[q for q, _ in DENSE_ONLY])
 def test_the_dense_leg_ranks_the_nearest_chunk_first(news_retriever, question, article):
     query = news_retriever.embedder.embed_queries([question])[0]
-    dense = rankings.dense_ranking(news_retriever.store, query, LEG)
+    dense = legs.dense_ranking(news_retriever.store, query, LEG)
     assert len(dense) == LEG
     scores = [s for _, s in dense]
     assert scores == sorted(scores, reverse=True)
@@ -92,7 +92,7 @@ def test_the_dense_leg_ranks_the_nearest_chunk_first(news_retriever, question, a
 
 @pytest.mark.parametrize(("question", "article"), DENSE_ONLY, ids=[q for q, _ in DENSE_ONLY])
 def test_the_dense_leg_finds_an_article_that_shares_no_words_with_the_question(news_retriever, question, article):
-    keyword = rankings.keyword_ranking(news_retriever.store, question, LEG)
+    keyword = legs.keyword_ranking(news_retriever.store, question, LEG)
     assert article not in articles(news_retriever, keyword), "the question shares words with the article"
     assert news_retriever.search(question, k=3)[0].article_id == article
 
@@ -110,7 +110,7 @@ KEYWORD_ONLY = [
 
 @pytest.mark.parametrize(("words", "article"), KEYWORD_ONLY, ids=[w for w, _ in KEYWORD_ONLY])
 def test_the_keyword_leg_ranks_the_article_with_a_rare_name_first(news_retriever, words, article):
-    keyword = rankings.keyword_ranking(news_retriever.store, words, LEG)
+    keyword = legs.keyword_ranking(news_retriever.store, words, LEG)
     assert articles(news_retriever, keyword)[:1] == [article]
 
 
@@ -118,7 +118,7 @@ def test_a_bare_figure_reaches_the_results_through_the_keyword_leg(news_retrieve
     # The embedding of "562.500" is close to many chunks with numbers (the Zielpunkt article
     # is 30th or so in the dense leg): only the keyword leg brings it into the rerank pool.
     store = news_retriever.store
-    dense = rankings.dense_ranking(store, news_retriever.embedder.embed_queries(["562.500"])[0], LEG)
+    dense = legs.dense_ranking(store, news_retriever.embedder.embed_queries(["562.500"])[0], LEG)
     assert gnad(43) not in articles(news_retriever, dense[:POOL])
     assert gnad(43) in [p.article_id for p in news_retriever.search("562.500", k=5)]
 
@@ -133,9 +133,9 @@ FUSED = [
 @pytest.mark.parametrize(("question", "article"), FUSED, ids=[q for q, _ in FUSED])
 def test_fusing_the_real_legs_keeps_what_either_leg_found(news_retriever, question, article):
     store = news_retriever.store
-    dense = rankings.dense_ranking(store, news_retriever.embedder.embed_queries([question])[0], LEG)
-    keyword = rankings.keyword_ranking(store, question, LEG)
-    fused = rankings.fuse_rrf([dense, keyword])
+    dense = legs.dense_ranking(store, news_retriever.embedder.embed_queries([question])[0], LEG)
+    keyword = legs.keyword_ranking(store, question, LEG)
+    fused = fusion.fuse_rrf([dense, keyword])
     assert {c for c, _ in fused} == {c for c, _ in dense} | {c for c, _ in keyword}
     scores = [s for _, s in fused]
     assert scores == sorted(scores, reverse=True)

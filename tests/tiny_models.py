@@ -1,5 +1,8 @@
-"""Tiny real model folders for the optional seams, built offline in seconds.
+"""Tiny real model folders for every model seam, built offline in seconds.
 
+``build_tiny_model``     a sentence-transformers embedder: one BERT layer, 32 dimensions, given
+                         as ``QABOT_MODEL=<folder>`` by the tests that run qabot as a user does
+                         (the CLI, ``python -m qabot``, the scripts)
 ``build_tiny_reranker``  a sentence-transformers CrossEncoder: one BERT layer, one logit
 ``build_e5_reranker``    a CrossEncoder with multilingual-e5-small's weights and a fresh one-logit
                          head: the size of cross-encoder/mmarco-mMiniLMv2-L12-H384-v1 (12 layers,
@@ -7,10 +10,11 @@
 ``build_tiny_reader``    a transformers question-answering model (BertForQuestionAnswering)
 ``build_e5_reader``      a question-answering model with multilingual-e5-small's weights and a fresh head
 
-Like :mod:`tests.tiny_model` (the tiny embedder): real models, loaded by the production code
-path from a folder, with seeded random weights, so their scores mean nothing. The reader can be
-built to always or never abstain (its [CLS] logits pushed up or down), so abstention is tested
-with a real model too.
+Real models, loaded by the production code path from a folder like any other, only small, with
+seeded random weights and one WordPiece vocabulary trained on the test archives
+(:func:`wordpiece_tokenizer`): their scores mean nothing, their vectors are deterministic, so two
+builds of one archive are equal. The reader can be built to always or never abstain (its [CLS]
+logits pushed up or down), so abstention is tested with a real model too.
 """
 
 from __future__ import annotations
@@ -18,14 +22,60 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.tiny_model import wordpiece_tokenizer
+DATA = Path(__file__).parent / "data"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+HIDDEN = 32  # every tiny model's width
 
-HIDDEN = 32
+
+def _training_texts() -> list[str]:
+    from qabot.frontends.cli import sample_archive
+
+    files = [*sorted(sample_archive().glob("*.txt")), *sorted((DATA / "archive").rglob("*.*"))]
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in files if path.is_file()]
+    return [*texts, "When does Putin land in Alaska? Wann landet Putin in Alaska? Regierung Nachricht Zeitung"]
 
 
-def _tokenizer() -> Any:
-    """The tiny embedder's WordPiece tokenizer (one vocabulary for every tiny model)."""
-    return wordpiece_tokenizer()
+def build_tiny_model(folder: Path) -> Path:
+    """Write the tiny model to ``folder`` (once: an existing complete folder is reused)."""
+    if (folder / "modules.json").is_file():
+        return folder
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel
+
+    tokenizer = wordpiece_tokenizer()
+    transformer_dir = folder.parent / f"{folder.name}-transformer"
+    tokenizer.save_pretrained(transformer_dir)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(transformer_dir)
+    transformer = Transformer(str(transformer_dir), max_seq_length=512)
+    model = SentenceTransformer(modules=[transformer, Pooling(HIDDEN, "mean"), Normalize()], device="cpu")
+    model.save(str(folder))
+    return folder
+
+
+def wordpiece_tokenizer() -> Any:
+    """A WordPiece tokenizer trained on the test archives, as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import models as tokenizer_models
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(tokenizer_models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(_training_texts(), trainers.WordPieceTrainer(vocab_size=2000, special_tokens=SPECIAL_TOKENS))
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=512,
+    )
 
 
 def _config(vocab_size: int, **extra: Any) -> Any:
@@ -44,7 +94,7 @@ def build_tiny_reranker(folder: Path) -> Path:
     from transformers import BertForSequenceClassification
 
     raw = folder.parent / f"{folder.name}-raw"
-    tokenizer = _tokenizer()
+    tokenizer = wordpiece_tokenizer()
     tokenizer.save_pretrained(raw)
     torch.manual_seed(1)
     model = BertForSequenceClassification(_config(len(tokenizer), num_labels=1))
@@ -81,7 +131,7 @@ def build_tiny_reader(folder: Path, *, abstain: bool | None = None) -> Path:
     import torch
     from transformers import BertForQuestionAnswering
 
-    tokenizer = _tokenizer()
+    tokenizer = wordpiece_tokenizer()
     torch.manual_seed(3)
     model = BertForQuestionAnswering(_config(len(tokenizer)))
     if abstain is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qabot.answering.rankings import terms
+from qabot.answering.legs import terms
 from qabot.documents import Passage, Sentence
 from qabot.lexicon import MONTH_NAMES
 

@@ -8,7 +8,7 @@
 It does the I/O of answering (embedding the question, the only text embedded at question
 time; store lookups, sentence vectors included, stored at index time) and hands
 the rest to pure steps: :func:`~qabot.answering.questions.clean_question` for the question,
-the ranking steps of :mod:`qabot.answering.ranking` (candidates -> rerank -> collapse -> merge
+the ranking steps of :mod:`qabot.answering.ranking_steps` (candidates -> rerank -> collapse -> merge
 -> renumber) for the passages, and :mod:`qabot.answering.picking` for the answering sentence.
 It is safe to call from several threads at once (the bot runs each question in a worker
 thread): the SQLite connection and the vector index are shared under one lock.
@@ -26,7 +26,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from qabot.answering import picking, ranking, rankings, reading, reranking
+from qabot.answering import answer_span, legs, picking, ranking_steps, reranker_blend
 from qabot.answering.dates import find_date_range
 from qabot.answering.llm_answer import LLMAnswerer
 from qabot.answering.questions import clean_question
@@ -38,7 +38,7 @@ from qabot.lexicon import detect_language
 from qabot.models.embedding import Embedder, embedder_for
 from qabot.models.llm import LLMClient, llm_for
 from qabot.models.optional import Deadline, SlowModelError
-from qabot.models.reader import Reader, Reading, reader_for
+from qabot.models.reader import Reader, ReaderAnswer, reader_for
 from qabot.models.reranker import Reranker, reranker_for
 from qabot.store.interface import IndexReader
 from qabot.store.manifest import FORMAT_VERSION
@@ -103,7 +103,7 @@ class Retriever:
         max_question_chars: int = MAX_QUESTION_CHARS,
         reranker: Reranker | None = None,
         rerank_pool: int = RERANK_POOL,
-        rerank_sentences: int = reranking.RERANK_SENTENCES,
+        rerank_sentences: int = reranker_blend.RERANK_SENTENCES,
         lead_with_answer: bool | None = None,
         reader: Reader | None = None,
         seam_seconds: float | None = SEAM_SECONDS,
@@ -230,9 +230,9 @@ class Retriever:
         if read is not None:
             models = replace(models, reader=self.models.reader)
             if read.abstains:  # the reader is surer that the passages do not answer than of any span
-                notes.append(reading.NO_ANSWER_NOTE)
+                notes.append(answer_span.NO_ANSWER_NOTE)
                 return Answer(question=question, sentence=None, passages=passages, notes=tuple(notes), models=models)
-        located = reading.locate(passages, read, split_sentences) if read is not None else None
+        located = answer_span.locate(passages, read, split_sentences) if read is not None else None
         if located is not None:  # the sentence that holds the reader's span
             choice, span = located.sentence, located.span
             same = [i for i, c in enumerate(found) if (c.passage_index, c.start) == (choice.passage_index, choice.start)]
@@ -285,23 +285,23 @@ class Retriever:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _rank(self, question: str, k: int, since: date | None, until: date | None) -> ranking.Ranked:
+    def _rank(self, question: str, k: int, since: date | None, until: date | None) -> ranking_steps.Ranked:
         """Top ``k`` passages and their sentences: the I/O, around the steps of :mod:`ranking`."""
         query = self.embedder.embed_queries([question])[0]
         with self._lock:
             if since is None and until is None:
                 since, until = self._dates_in(question)
-            size = ranking.leg_size(since, until)
-            dense = rankings.dense_ranking(self.store, query, size)
-            keyword = rankings.keyword_ranking(self.store, question, size) if self.hybrid else []
-            sentence = rankings.sentence_ranking(self.store, query, size * SENTENCE_HITS) if self.sentence_leg else []
+            size = ranking_steps.leg_size(since, until)
+            dense = legs.dense_ranking(self.store, query, size)
+            keyword = legs.keyword_ranking(self.store, question, size) if self.hybrid else []
+            sentence = legs.sentence_ranking(self.store, query, size * SENTENCE_HITS) if self.sentence_leg else []
             ids = list(dict.fromkeys(c for c, _ in [*dense, *keyword, *sentence]))
             allowed = self.store.chunks_between(ids, since, until) if (since or until) else None
             rerank_passages = self.reranker is not None and self.rerank_pool > 0
             pool = max(k, self.rerank_pool if rerank_passages else self.rerank)
-            found = ranking.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed, more=[sentence])
+            found = ranking_steps.candidates(dense, keyword, size=pool, since=since, until=until, allowed=allowed, more=[sentence])
             similarity = self.store.vectors_for(found.pool) @ query
-            passages = rankings.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
+            passages = legs.passages_for(self.store, list(zip(found.pool, similarity.tolist())))
         reranker = self.reranker
         cross = None
         if reranker is not None and rerank_passages and passages:
@@ -312,22 +312,22 @@ class Retriever:
             stored, vectors = self.store.sentences_in([p.chunk_id for p in passages])
         sentences, rows = picking.stored_candidates(passages, [(s.chunk_id, s.start, s.end) for s in stored])
         sentence_similarity = vectors[rows] @ query if rows else np.zeros(0, np.float32)
-        reranked = ranking.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight,
+        reranked = ranking_steps.rerank(passages, sentences, sentence_similarity, found.keyword, sentence_weight=self.sentence_weight,
                                   reranker=cross)
-        merged = ranking.merge(ranking.collapse(reranked), limit=k)
+        merged = ranking_steps.merge(ranking_steps.collapse(reranked), limit=k)
         with self._lock:
-            texts = {article: self.store.article_text(article) for article in ranking.articles_to_join(merged)}
-        ranked = ranking.renumber(merged, texts=texts, notes=found.notes)
+            texts = {article: self.store.article_text(article) for article in ranking_steps.articles_to_join(merged)}
+        ranked = ranking_steps.renumber(merged, texts=texts, notes=found.notes)
         return replace(ranked, reranker=reranker.name) if cross is not None and reranker is not None else ranked
 
-    def _scored(self, question: str, k: int, since: date | None, until: date | None) -> tuple[ranking.Ranked, np.ndarray]:
+    def _scored(self, question: str, k: int, since: date | None, until: date | None) -> tuple[ranking_steps.Ranked, np.ndarray]:
         """The ranked passages and every candidate sentence's score (with a reranker: its stage
         done): what ``ask`` and ``search`` share."""
         ranked = self._rank(question, k, since, until)
         scores = picking.rank(question, ranked.sentences, ranked.similarity, [p.score for p in ranked.passages])
         return self._rerank_sentences(question, ranked, scores)
 
-    def _rerank_sentences(self, question: str, ranked: ranking.Ranked, scores: np.ndarray) -> tuple[ranking.Ranked, np.ndarray]:
+    def _rerank_sentences(self, question: str, ranked: ranking_steps.Ranked, scores: np.ndarray) -> tuple[ranking_steps.Ranked, np.ndarray]:
         """The best ``rerank_sentences`` candidate answers (by ``scores``, the bi-encoder's blend)
         rescored with the reranker, the others out of the running (with ``lead_with_answer``, the
         passage holding the new best one is cited first). Unchanged without a reranker, or when it fails."""
@@ -336,18 +336,18 @@ class Retriever:
             return ranked, scores
         if self.rerank_pool > 0 and ranked.reranker is None:  # it failed on the passages: do not try again
             return ranked, scores
-        best = reranking.best_indices(scores, self.rerank_sentences)
+        best = reranker_blend.best_indices(scores, self.rerank_sentences)
         texts = [ranked.sentences[i].text for i in best]
         cross = self._seam("reranker", lambda d: reranker.score(question, texts, deadline=d))
         if cross is None:
             return ranked, scores
-        scores = reranking.rescore_best(scores, best, cross)
+        scores = reranker_blend.rescore_best(scores, best, cross)
         ranked = replace(ranked, reranker=reranker.name)
         if self.lead_with_answer:
-            ranked = reranking.lead_with(ranked, ranked.sentences[int(np.argmax(scores))].passage_index)
+            ranked = reranker_blend.lead_with(ranked, ranked.sentences[int(np.argmax(scores))].passage_index)
         return ranked, scores
 
-    def _read(self, question: str, passages: tuple[Passage, ...]) -> Reading | None:
+    def _read(self, question: str, passages: tuple[Passage, ...]) -> ReaderAnswer | None:
         """The reader's best span in the top passages; None without a reader, or when it fails."""
         reader = self.reader
         if reader is None or not passages:

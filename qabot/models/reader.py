@@ -1,6 +1,6 @@
 """The reader seam: an extractive question-answering model finds the exact answer span.
 
-``Reading``                 the best span over some texts, its score and the no-answer score
+``ReaderAnswer``            the best span over some texts, its score and the no-answer score
 ``Reader``                  the protocol the Retriever uses: ``name`` and ``read``
 ``QuestionAnsweringReader`` a transformers AutoModelForQuestionAnswering id or folder + its fast tokenizer
 ``load_reader`` / ``reader_for``  a model name / the settings -> a reader (the latter: None when unset
@@ -41,7 +41,7 @@ BATCH_SIZE = 8  # windows per forward pass
 
 
 @dataclass(frozen=True)
-class Reading:
+class ReaderAnswer:
     """The reader's best answer: ``texts[text][start:end]``, with scores (0-1)."""
 
     text: int  # which of the texts read
@@ -63,7 +63,7 @@ class Reader(Protocol):
 
     name: str
 
-    def read(self, question: str, texts: Sequence[str], *, deadline: Deadline | None = None) -> Reading | None:
+    def read(self, question: str, texts: Sequence[str], *, deadline: Deadline | None = None) -> ReaderAnswer | None:
         """The best span over ``texts`` (None when there is nothing to read)."""
         ...
 
@@ -82,7 +82,7 @@ class QuestionAnsweringReader:
         local = Path(model).expanduser()
         self.name = local.name if local.is_dir() else str(model)
 
-    def read(self, question: str, texts: Sequence[str], *, deadline: Deadline | None = None) -> Reading | None:
+    def read(self, question: str, texts: Sequence[str], *, deadline: Deadline | None = None) -> ReaderAnswer | None:
         """The best span over all windows of ``texts``; the budget is checked before each batch."""
         import torch
 
@@ -114,7 +114,7 @@ class QuestionAnsweringReader:
         if best is None:
             return None
         score, text, start, end = best
-        return Reading(text=text, start=start, end=end, answer=texts[text][start:end], score=score, no_answer=no_answer)
+        return ReaderAnswer(text=text, start=start, end=end, answer=texts[text][start:end], score=score, no_answer=no_answer)
 
     def __repr__(self) -> str:
         return f"QuestionAnsweringReader(name={self.name!r}, device={self.device!r}, precision={self.precision!r})"

@@ -9,7 +9,7 @@
 Scores are the model's own activation (a sigmoid for one-logit models such as
 BAAI/bge-reranker-v2-m3 or cross-encoder/mmarco-mMiniLMv2-L12-H384-v1): 0-1, higher is more
 relevant. Their scale is the model's own, not the bi-encoder's cosine: see
-:mod:`qabot.answering.reranking` for how they are blended, and why abstention stays with the
+:mod:`qabot.answering.reranker_blend` for how they are blended, and why abstention stays with the
 bi-encoder.
 """
 

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.answering import rankings
-from qabot.answering.rankings import terms
+from qabot.answering import legs
+from qabot.answering.legs import terms
 from qabot.config import Settings
 from qabot.evaluation import command, dev_set, metrics, run
 from qabot.models.embedding import embedder_for
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         words = sorted(w for w, n in counts.items() if n >= args.min_chunks)
         translator = Translator(embedder, words) if args.min_similarity else None  # embedding the vocabulary takes a while
         say(f"vocabulary: {len(words)} words{' embedded' if translator else ''} in {time.perf_counter() - started:.1f} s")
-        original, original_dense = rankings.keyword_ranking, rankings.dense_ranking
+        original, original_dense = legs.keyword_ranking, legs.dense_ranking
         last_dense: list[tuple[int, float]] = []
 
         def recording_dense(store, vector, k):
@@ -147,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             *((f"min_similarity {t:g}", translated(t)) for t in args.min_similarity),
             *((f"prf {n} words of {PRF_DOCS} chunks", feedback(n)) for n in args.prf)]
         report: dict[str, object] = {"vocabulary": len(words)}
-        rankings.dense_ranking = recording_dense
+        legs.dense_ranking = recording_dense
         try:
             for name, keyword in variants:
-                rankings.keyword_ranking = keyword
+                legs.keyword_ranking = keyword
                 report[name] = metrics.summarise_language(run.ask_all(retriever, english, k=settings.top_k))
                 halves = report[name]["halves"]
                 say(f"{name}: " + json.dumps({h: {m: halves[h][m] for m in ("recall@1", "recall@10", "sentence_hit@1")} for h in halves}))
         finally:
-            rankings.keyword_ranking, rankings.dense_ranking = original, original_dense
+            legs.keyword_ranking, legs.dense_ranking = original, original_dense
         if translator is not None:
             report["examples"] = {q.text: translator.expand(q.text, min(args.min_similarity)) for q in english[:15]}
     command.write_report(report, args.output)

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qabot.answering import ranking
+from qabot.answering import ranking_steps
 from qabot.config import Settings
 from qabot.evaluation import command, dev_set, metrics, run
 from qabot.ingest.sentences import MIN_SENTENCE_CHARS, split_sentences
@@ -106,7 +106,7 @@ class UseScorer:
 
 
 def added(bi_encoder: np.ndarray, reranker: np.ndarray, *, weight: float = 0.0) -> np.ndarray:
-    """Stands in for ``ranking.blend_reranker`` here: the scorer's (already weighted) scores added."""
+    """Stands in for ``ranking_steps.blend_reranker`` here: the scorer's (already weighted) scores added."""
     return (np.asarray(bi_encoder, dtype=np.float32) + np.asarray(reranker, dtype=np.float32)).astype(np.float32)
 
 
@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     variants: list[tuple[str, UseScorer | None]] = [] if args.no_baseline else [("qabot", None)]
     variants += [(f"+ {w:g} x USE {mode}", UseScorer(encode, weight=w, mode=mode)) for mode in args.modes for w in args.weights]
     report: dict[str, dict[str, object]] = {}
-    original_blend = ranking.blend_reranker
+    original_blend = ranking_steps.blend_reranker
     with Retriever.open(args.index, settings=settings, embedder=embedder_for(settings)) as retriever:
         retriever.rerank_pool = retriever.rerank  # the same pool as without a reranker
         retriever._rerank_sentences = lambda question, ranked: ranked  # USE does not rescore answer sentences
-        ranking.blend_reranker = added  # type: ignore[assignment]
+        ranking_steps.blend_reranker = added  # type: ignore[assignment]
         try:
             for name, scorer in variants:
                 retriever.reranker = scorer
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              for h in halves}
                     say(f"{name} {language}: {json.dumps(report[name][language])}")
         finally:
-            ranking.blend_reranker = original_blend
+            ranking_steps.blend_reranker = original_blend
     command.write_report(report, args.output)
     return 0
 

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from qabot.answering.rankings import terms
+from qabot.answering.legs import terms
 from qabot.evaluation.dev_set import read_squad
 from qabot.evaluation.metrics import gold_rank, paragraph_recall
 from qabot.store.backends import manifest_at, open_reader, parse_location

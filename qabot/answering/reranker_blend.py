@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # ranking imports this module for the blend
-    from qabot.answering.ranking import Ranked
+    from qabot.answering.ranking_steps import Ranked
 
 RERANKER_WEIGHT = 0.5
 # Answer sentences: how many of the best (by the bi-encoder's blend) the reranker reads, and its

@@ -23,9 +23,9 @@ from datetime import date
 import numpy as np
 
 from qabot.answering import dedupe
+from qabot.answering.fusion import Ranking, blend, fuse_rrf, keyword_bonus, merge_neighbours
 from qabot.answering.picking import Candidate
-from qabot.answering.rankings import Ranking, blend, fuse_rrf, keyword_bonus, merge_neighbours
-from qabot.answering.reranking import RERANKER_WEIGHT, blend_reranker
+from qabot.answering.reranker_blend import RERANKER_WEIGHT, blend_reranker
 from qabot.documents import Passage
 
 __all__ = [
@@ -150,7 +150,7 @@ def rerank(
 
     A passage without a sentence (all too short) keeps its own similarity. The order is
     stable, so equal scores keep the fused order. With ``reranker`` (one score per passage),
-    the ranking score blends it in (:func:`~qabot.answering.reranking.blend_reranker`);
+    the ranking score blends it in (:func:`~qabot.answering.reranker_blend.blend_reranker`);
     ``relevance``, the abstention signal, stays the bi-encoder's.
     """
     best = np.full(len(passages), -1.0, dtype=np.float32)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from qabot.answering.picking import Candidate
 from qabot.documents import Passage, Sentence, Span
-from qabot.models.reader import Reading
+from qabot.models.reader import ReaderAnswer
 
 NO_ANSWER_NOTE = "The reader model found no answer in the top passages."
 
@@ -27,7 +27,7 @@ class Located:
     span: Span
 
 
-def locate(passages: Sequence[Passage], reading: Reading, split: Callable[[str], list[Sentence]]) -> Located | None:
+def locate(passages: Sequence[Passage], reading: ReaderAnswer, split: Callable[[str], list[Sentence]]) -> Located | None:
     """The sentence of ``passages[reading.text]`` holding the span, and the span; None when the
     span is empty or whitespace, or lies outside the passage."""
     if not 0 <= reading.text < len(passages):
