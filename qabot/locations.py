@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -39,6 +40,7 @@ class PgUrl:
     """Where a PostgreSQL index lives. ``str()`` and ``repr()`` never show the password;
     :attr:`dsn` (for the driver only) does."""
 
+    scheme: ClassVar[str] = "postgresql"  # the backend that holds it (qabot.store.backends.BACKENDS)
     dsn: str = field(repr=False)
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ from qabot.frontends.api.auth import KeyRing, check_bind, key_id
 from qabot.frontends.cli import sample_archive
 from qabot.frontends.reloading import IndexOpener, RetrieverHolder
 from qabot.indexer import build_index
-from qabot.store.checks import index_stats
+from qabot.store.backends import index_stats
 
 from .conftest import LANDING_SENTENCE
 from .test_search_real import QUESTIONS

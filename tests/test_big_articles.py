@@ -11,9 +11,9 @@ import pytest
 
 from qabot.documents import Problem
 from qabot.indexer import build_index
-from qabot.indexer import folder as folder_indexer
 from qabot.store import Store, generations
-from qabot.store.checks import check_index
+from qabot.store.backends import check_index
+from qabot.store.folder_run import FolderRun
 from tests.fakes import HashEmbedder
 
 from .archives import article_text, snapshot, write_archive
@@ -95,7 +95,11 @@ def test_a_kill_after_a_lost_checkpoint_resumes_from_the_last_saved_chunk(expect
             real_checkpoint(store)
 
     monkeypatch.setattr(generations, "checkpoint", first_two)
-    monkeypatch.setattr(folder_indexer, "_save_progress", lambda store: store.close())  # killed: nothing saved at the end
+    def killed(run: FolderRun) -> None:  # killed: nothing saved at the end
+        if run.staging is not None:
+            run.staging.close()
+
+    monkeypatch.setattr(FolderRun, "abort", killed)
     with pytest.raises(KeyboardInterrupt):
         _build(archive, folder, _StopAfter(4), checkpoint_seconds=0)  # parts 2 and 3 reach SQLite, not the FAISS file
     monkeypatch.undo()

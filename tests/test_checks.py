@@ -8,7 +8,7 @@ import pytest
 
 from qabot.indexer import build_index
 from qabot.store import Store, read_manifest
-from qabot.store.checks import check_index
+from qabot.store.backends import check_index
 from tests.fakes import HashEmbedder
 
 from .archives import write_archive

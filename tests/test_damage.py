@@ -29,7 +29,7 @@ from qabot.errors import IndexMismatchError, StoreError
 from qabot.frontends.cli import cli
 from qabot.indexer import build_index
 from qabot.store import Store, read_manifest
-from qabot.store.checks import check_index
+from qabot.store.backends import check_index
 from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME
 from tests.fakes import HashEmbedder
 

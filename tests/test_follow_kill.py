@@ -24,7 +24,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from qabot.store import Store
-from qabot.store.checks import check_index
+from qabot.store.backends import check_index
 
 from .fake_site import FakeSite, article
 

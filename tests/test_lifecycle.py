@@ -15,7 +15,7 @@ from qabot.errors import IndexMismatchError, StoreError
 from qabot.frontends.cli import cli
 from qabot.indexer import build_index, delete_articles
 from qabot.store import Store, generations, read_manifest
-from qabot.store.checks import check_index, index_stats
+from qabot.store.backends import check_index, index_stats
 from tests.fakes import HashEmbedder
 
 from .archives import snapshot, write_archive

@@ -22,8 +22,7 @@ import pytest
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.indexer import Shard, build_index
 from qabot.locations import PgUrl
-from qabot.store.checks import check_index
-from qabot.store.opening import exists
+from qabot.store.backends import check_index, exists
 from qabot.store.postgres import schema
 from qabot.store.postgres.store import PgStore, read_pg_manifest
 from tests.archives import write_archive
@@ -423,7 +422,7 @@ def standby(pg_server):
 def test_a_read_replica_answers_like_the_primary_and_sends_writers_to_the_primary(pg_server, standby, pg_url, tmp_path, hash_embedder):
     from qabot.answering.retriever import Retriever
     from qabot.indexer import delete_articles
-    from qabot.store.checks import index_stats
+    from qabot.store.backends import index_stats
 
     build_index(write_archive(tmp_path / "news.jsonl", range(30), sentences=4), pg_url, embedder=hash_embedder)
     pg_server.wait_for_standby(standby)

@@ -8,6 +8,7 @@ import pytest
 from qabot.answering.fusion import fuse_rrf
 from qabot.answering.legs import fts_query, keyword_ranking, passages_for, terms
 from qabot.documents import Article, Chunk
+from qabot.ingest.chunking import chunk_sentences
 from qabot.store import Store
 
 
@@ -32,10 +33,9 @@ def test_terms_drop_stopwords_and_keep_numbers():
 def test_fts_syntax_in_questions_is_searched_as_words(tmp_path, question):
     store = Store.create(tmp_path / "ix", model="m", dimension=2, chunk_tokens=200, chunk_overlap=1)
     text = "Putin und Trump treffen sich in Alaska; he said hi, did not drop table chunks."
-    store.add(
-        [(Article(id="a", text=text, title="t"), [Chunk("a", 0, text, 0, len(text), 10)])],
-        np.array([[1.0, 0.0]], dtype=np.float32),
-    )
+    items = [(Article(id="a", text=text, title="t"), [Chunk("a", 0, text, 0, len(text), 10)])]
+    spans = [chunk_sentences(chunks) for _, chunks in items]
+    store.add(items, np.array([[1.0, 0.0]], dtype=np.float32), spans, np.tile([[0.0, 1.0]], (len(spans[0]), 1)).astype(np.float32))
     ranking = keyword_ranking(store, question, 5)
     assert [chunk_id for chunk_id, _ in ranking] == [1]
     assert store.counts()["chunks"] == 1
@@ -72,7 +72,9 @@ def test_fuse_rrf_of_nothing_is_empty():
 def test_passages_keep_ranking_order_and_metadata(tmp_path):
     store = Store.create(tmp_path / "ix", model="m", dimension=2, chunk_tokens=200, chunk_overlap=1)
     article = Article(id="a", text="Eins. Zwei.", title="Titel", date="2025-08-15", url="https://example.org/a", source="dpa")
-    store.add([(article, [Chunk("a", 0, "Eins.", 0, 5, 2), Chunk("a", 1, "Zwei.", 6, 11, 2)])], np.eye(2, dtype=np.float32))
+    chunks = [Chunk("a", 0, "Eins.", 0, 5, 2), Chunk("a", 1, "Zwei.", 6, 11, 2)]
+    spans = [chunk_sentences(chunks)]  # none: both are shorter than a sentence worth picking
+    store.add([(article, chunks)], np.eye(2, dtype=np.float32), spans, np.zeros((len(spans[0]), 2), dtype=np.float32))
     passages = passages_for(store, [(2, 0.9), (1, 0.5), (99, 0.1)])
     assert [(p.text, p.score) for p in passages] == [("Zwei.", 0.9), ("Eins.", 0.5)]
     assert (passages[0].title, passages[0].date, passages[0].url, passages[0].source) == ("Titel", "2025-08-15", "https://example.org/a", "dpa")

@@ -11,7 +11,7 @@ from qabot.answering.retriever import Retriever
 from qabot.errors import StoreError
 from qabot.indexer import build_index, delete_articles
 from qabot.store import Store, read_manifest
-from qabot.store.checks import check_index
+from qabot.store.backends import check_index
 from tests.fakes import HashEmbedder
 
 from .archives import snapshot, write_archive

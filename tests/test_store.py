@@ -14,6 +14,7 @@ import pytest
 
 from qabot.documents import Article, Chunk
 from qabot.errors import IndexMismatchError, StoreError
+from qabot.ingest.chunking import chunk_sentences
 from qabot.store import MANIFEST_NAME, Store, read_manifest
 from qabot.store.manifest import FAISS_NAME
 from qabot.store.store import keyword_search_sql
@@ -35,6 +36,15 @@ def _vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _add(store: Store, items: list[tuple[Article, list[Chunk]]], vectors: np.ndarray) -> list[int]:
+    """``store.add`` with each article's sentences (random unit vectors); the new chunks' rowids, in order."""
+    spans = [chunk_sentences(chunks) for _, chunks in items]
+    store.add(items, vectors, spans, _vectors(sum(len(s) for s in spans), dim=vectors.shape[1], seed=99))
+    ids = [a.id for a, _ in items]
+    sql = f"select id from chunks where article_id in ({','.join('?' * len(ids))}) order by id"
+    return [r[0] for r in store.db.execute(sql, ids)]
+
+
 @pytest.fixture
 def store(tmp_path):
     s = Store.create(tmp_path / "ix", model="m", dimension=8, chunk_tokens=200, chunk_overlap=1)
@@ -43,7 +53,7 @@ def store(tmp_path):
 
 
 def test_faiss_ids_are_chunk_rowids(store):
-    ids = store.add([_article("a", "Eins.", "Zwei."), _article("b", "Drei.")], _vectors(3))
+    ids = _add(store, [_article("a", "Eins.", "Zwei."), _article("b", "Drei.")], _vectors(3))
     rows = [r[0] for r in store.db.execute("select id from chunks order by id")]
     assert sorted(ids) == rows
     assert sorted(store.faiss_ids().tolist()) == rows
@@ -52,29 +62,29 @@ def test_faiss_ids_are_chunk_rowids(store):
 
 def test_search_returns_the_rowid_of_the_matching_chunk(store):
     vectors = _vectors(3)
-    ids = store.add([_article("a", "Eins.", "Zwei."), _article("b", "Drei.")], vectors)
+    ids = _add(store, [_article("a", "Eins.", "Zwei."), _article("b", "Drei.")], vectors)
     hits = store.search_vectors(vectors[2], 1)
     assert hits[0][0] == ids[2]
     assert store.chunk_rows([ids[2]])[ids[2]]["text"] == "Drei."
 
 
 def test_replacing_an_article_never_reuses_ids_and_keeps_step(store):
-    first = store.add([_article("a", "Eins.", "Zwei.")], _vectors(2))
-    second = store.add([_article("a", "Eins neu.")], _vectors(1, seed=1))
+    first = _add(store, [_article("a", "Eins.", "Zwei.")], _vectors(2))
+    second = _add(store, [_article("a", "Eins neu.")], _vectors(1, seed=1))
     assert not set(first) & set(second)
     assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1, "sentences": 0}
     assert store.id_problems() == []
 
 
 def test_delete_removes_chunks_vectors_and_fts_rows(store):
-    store.add([_article("a", "Putin landet in Alaska."), _article("b", "Kochrezept.")], _vectors(2))
+    _add(store, [_article("a", "Putin landet in Alaska."), _article("b", "Kochrezept.")], _vectors(2))
     store.delete_articles(["a"])
     assert store.counts() == {"articles": 1, "chunks": 1, "vectors": 1, "sentences": 0}
     assert store.db.execute("select count(*) from chunks_fts where chunks_fts match 'alaska'").fetchone()[0] == 0
 
 
 def test_reopen_round_trip_and_manifest_counts(store, tmp_path):
-    store.add([_article("a", "Eins.", "Zwei.")], _vectors(2))
+    _add(store, [_article("a", "Eins.", "Zwei.")], _vectors(2))
     store.save()
     store.close()
     reopened = Store.open(tmp_path / "ix", model="m")
@@ -96,7 +106,7 @@ def test_open_accepts_the_owner_prefixed_model_name(tmp_path):
 
 
 def test_open_detects_faiss_and_sqlite_disagreeing(store, tmp_path):
-    store.add([_article("a", "Eins.", "Zwei.")], _vectors(2))
+    _add(store, [_article("a", "Eins.", "Zwei.")], _vectors(2))
     store.save()
     store.close()
     with sqlite3.connect(tmp_path / "ix" / "qabot.db") as conn:
@@ -129,7 +139,7 @@ def test_manifest_from_the_future_is_refused(store, tmp_path):
 
 
 def test_save_leaves_no_temporary_files(store, tmp_path):
-    store.add([_article("a", "Eins.")], _vectors(1))
+    _add(store, [_article("a", "Eins.")], _vectors(1))
     store.save()
     assert sorted(p.name for p in (tmp_path / "ix").iterdir() if p.name.endswith(".tmp")) == []
 
@@ -158,7 +168,7 @@ def test_saved_files_are_readable_by_other_users_as_the_umask_allows(tmp_path):
 @pytest.fixture
 def saved(store, tmp_path):
     """An index on disk with two articles (three chunks); the creating store closed."""
-    store.add([_article("a", "Putin landet in Alaska.", "Zwei."), _article("b", "Kochrezept mit Kartoffeln.")], _vectors(3))
+    _add(store, [_article("a", "Putin landet in Alaska.", "Zwei."), _article("b", "Kochrezept mit Kartoffeln.")], _vectors(3))
     store.save()
     store.close()
     return tmp_path / "ix"
@@ -191,7 +201,7 @@ def test_reading_hashes_and_counts_never_reads_the_vector_file(saved):
 
 def test_open_checks_ids_and_counts_without_loading_the_vectors(saved, loads):
     with Store.open(saved, model="m") as store:  # check=True: the id contract is verified
-        assert store.counts() == {"articles": 2, "chunks": 3, "vectors": 3, "sentences": 0}
+        assert store.counts() == {"articles": 2, "chunks": 3, "vectors": 3, "sentences": 2}
         assert sorted(store.faiss_ids().tolist()) == store.chunk_ids().tolist()
         assert loads == [] and not store.vectors_loaded
         assert store.search_vectors(_vectors(3)[2], 1)[0][0] == 3
@@ -230,7 +240,7 @@ def test_keyword_search_sql_is_parameterised():
 
 
 def test_keyword_search_returns_rowids_best_first(store):
-    ids = store.add([_article("a", "Putin landet in Alaska.", "Alaska, Alaska, Alaska!"), _article("b", "Kochrezept.")], _vectors(3))
+    ids = _add(store, [_article("a", "Putin landet in Alaska.", "Alaska, Alaska, Alaska!"), _article("b", "Kochrezept.")], _vectors(3))
     hits = store.keyword_search('"alaska"', 5)
     assert [i for i, _ in hits] == [ids[1], ids[0]] and hits[0][1] > hits[1][1]
     assert store.keyword_search('"alaska"', 1) == hits[:1]
@@ -238,7 +248,7 @@ def test_keyword_search_returns_rowids_best_first(store):
 
 
 def test_a_malformed_match_is_logged_once_not_swallowed(store, caplog):
-    store.add([_article("a", "Putin landet in Alaska.")], _vectors(1))
+    _add(store, [_article("a", "Putin landet in Alaska.")], _vectors(1))
     with caplog.at_level(logging.WARNING, logger="qabot.store.store"):
         assert store.keyword_search('"unterminated', 5) == []
         assert store.keyword_search('"unterminated', 5) == []

@@ -33,16 +33,16 @@ from qabot.answering.questions import clean_question
 from qabot.config import DEFAULT_MODEL, MAX_QUESTION_CHARS, Settings
 from qabot.documents import Answer, Models, Passage
 from qabot.errors import IndexMismatchError, StoreError
-from qabot.ingest.chunking import split_sentences
+from qabot.ingest.sentences import split_sentences
 from qabot.lexicon import detect_language
 from qabot.models.embedding import Embedder, embedder_for
 from qabot.models.llm import LLMClient, llm_for
 from qabot.models.optional import Deadline, SlowModelError
 from qabot.models.reader import Reader, ReaderAnswer, reader_for
 from qabot.models.reranker import Reranker, reranker_for
+from qabot.store.backends import Location, manifest_at, open_reader, parse_location
 from qabot.store.interface import IndexReader
 from qabot.store.manifest import FORMAT_VERSION
-from qabot.store.opening import Location, manifest_at, open_reader, parse_location
 
 log = logging.getLogger(__name__)
 

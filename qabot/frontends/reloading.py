@@ -18,14 +18,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from qabot.answering.retriever import Retriever
 from qabot.config import Settings
-from qabot.locations import PgUrl
+from qabot.locations import Location
 from qabot.models.embedding import Embedder, embedder_for
-from qabot.store import MANIFEST_NAME, same_model
-from qabot.store.opening import manifest_at
+from qabot.store import same_model
+from qabot.store.backends import backend_for, manifest_at
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,8 @@ class RetrieverHolder:
     ``max_retry``; a new manifest version is tried at once. ``clock`` is for tests.
     """
 
-    def __init__(self, retriever: Retriever, *, index_dir: Path | PgUrl | None = None,
-                 opener: Callable[[Path], Retriever] | None = None, first_retry: float = FIRST_RETRY,
+    def __init__(self, retriever: Retriever, *, index_dir: Location | None = None,
+                 opener: Callable[[Location], Retriever] | None = None, first_retry: float = FIRST_RETRY,
                  max_retry: float = MAX_RETRY, clock: Callable[[], float] = time.monotonic) -> None:
         self.current, self.first = retriever, retriever
         self.index_dir, self._opener = index_dir, opener
@@ -120,7 +119,7 @@ class IndexOpener:
         self.settings, self.embedder = settings, embedder
         self._load = load if load is not None else (lambda model: embedder_for(settings, model))
 
-    def __call__(self, folder: Path | PgUrl) -> Retriever:
+    def __call__(self, folder: Location) -> Retriever:
         manifest = manifest_at(folder, timeout=self.settings.pg_timeout)
         if not (same_model(manifest.model, self.embedder.name) and manifest.dimension == self.embedder.dimension):
             log.info("the index at %s is now built with %s (%d dims), not %s: loading it",
@@ -131,16 +130,8 @@ class IndexOpener:
         return retriever
 
 
-def manifest_version(folder: Path | PgUrl | None) -> tuple[int, int, int] | None:
-    """Identifies the manifest as written: a rebuild replaces it atomically (new inode, mtime).
-
-    Its ``updated_at`` is not enough on its own: it has whole seconds only. A PostgreSQL index
-    has none (None): its readers see each committed batch as it lands, with nothing to reopen.
-    """
-    if isinstance(folder, PgUrl):
-        return None
-    try:
-        info = (Path(folder) / MANIFEST_NAME).stat() if folder else None
-    except OSError:  # missing for a moment: no version, so nothing is reloaded yet
-        return None
-    return (info.st_mtime_ns, info.st_ino, info.st_size) if info else None
+def manifest_version(location: Location | None) -> tuple[int, ...] | None:
+    """The index's reload signal (:meth:`qabot.store.interface.Backend.version`): it changes when a
+    rebuild was published; None where there is nothing to reopen (a PostgreSQL index: its readers
+    see each committed batch as it lands) or no index yet."""
+    return backend_for(location).version() if location else None

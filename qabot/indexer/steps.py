@@ -1,8 +1,5 @@
-"""The steps both indexers share: which articles to embed, what to embed of them, batching,
-the reading thread, progress, shards, and the reports.
-
-:mod:`qabot.indexer.folder` writes a folder index (generations), :mod:`qabot.indexer.postgres`
-a PostgreSQL one (a transaction per batch); both read and embed through these.
+"""The steps of every indexing run (:mod:`qabot.indexer.run`): which articles to embed, what to
+embed of them, batching, the reading thread, progress, shards, and the report.
 """
 
 from __future__ import annotations
@@ -166,17 +163,6 @@ def chunks_for(article: Article, embedder: Embedder, *, chunk_tokens: int, chunk
         article, max_tokens=chunk_tokens, overlap=chunk_overlap,
         model_limit=embedder.max_seq_length, count_model_tokens=embedder.count_tokens,
     )
-
-
-@dataclass(frozen=True)
-class DeleteReport:
-    """What ``qabot delete`` did."""
-
-    removed: tuple[str, ...]
-    unknown: tuple[str, ...]
-    chunks_removed: int
-    articles_total: int
-    chunks_total: int
 
 
 def batches(

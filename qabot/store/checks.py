@@ -1,4 +1,4 @@
-"""`qabot check` and `qabot stats`: what an index holds and whether it is sound.
+"""`qabot check` and `qabot stats` of a folder index: what it holds and whether it is sound.
 
 The check reads only; it never repairs (a re-run of ``qabot index`` does that). Each
 finding is one line a person can act on. Neither loads the vectors: the FAISS ids, size and
@@ -15,47 +15,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qabot.errors import StoreError
-from qabot.locations import PgUrl
 from qabot.store import generations, integrity, sentences
+from qabot.store.interface import CheckReport
 from qabot.store.manifest import DB_NAME, FAISS_NAME, read_manifest
 from qabot.store.store import Store
 
 
-@dataclass
-class CheckReport:
-    """``problems`` make the index unusable or wrong; ``notes`` are worth knowing."""
-
-    index: str
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    generation: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index, "ok": self.ok, "generation": self.generation, **self.counts,
-            "problems": self.problems, "notes": self.notes,
-        }
-
-
-def check_index(folder: Path | PgUrl, *, timeout: float = 30.0) -> CheckReport:
-    """Verify the live generation: manifest, SQLite integrity, FAISS ids == chunk rowids,
-    counts against the manifest, per-article chunk and sentence counts, and the FTS index
-    (a ``postgresql://`` index: :func:`qabot.store.postgres.checks.check_pg`)."""
-    if isinstance(folder, PgUrl):
-        from qabot.store.postgres.checks import check_pg
-
-        problems, notes, counts = check_pg(folder, timeout=timeout)
-        return CheckReport(index=folder.safe, problems=problems, notes=notes, counts=counts)
+def check_folder(folder: Path) -> CheckReport:
+    """Verify a folder index's live generation: manifest, checksums, SQLite integrity, FAISS ids ==
+    chunk rowids, counts against the manifest, per-article chunk and sentence counts, the FTS index."""
     folder = Path(folder)
     report = CheckReport(index=str(folder))
     try:
@@ -179,12 +151,8 @@ def _fts_probe(store: Store, chunk_ids: list[int]) -> list[int]:
     return lost
 
 
-def index_stats(folder: Path | PgUrl, *, timeout: float = 30.0) -> dict[str, Any]:
-    """Articles, chunks, vectors, dates, sources, size on disk, model, generation."""
-    if isinstance(folder, PgUrl):
-        from qabot.store.postgres.checks import pg_stats
-
-        return pg_stats(folder, timeout=timeout)
+def folder_stats(folder: Path) -> dict[str, Any]:
+    """Articles, chunks, vectors, dates, sources, size on disk, model, generation of a folder index."""
     folder = Path(folder)
     with Store.open(folder, check=False) as store:
         first, last = store.date_range()

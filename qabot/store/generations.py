@@ -38,6 +38,7 @@ from pathlib import Path
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.store import integrity
 from qabot.store.files import LockHeld, atomic_write_bytes, fsync_path, pid_lock
+from qabot.store.interface import Wanted
 from qabot.store.manifest import DB_NAME, FAISS_NAME, MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from qabot.store.store import Store
 
@@ -46,16 +47,6 @@ log = logging.getLogger(__name__)
 STAGING_NAME = "staging.json"
 LOCK_NAME = ".lock"
 _GEN = re.compile(r"^gen-(\d{6,})$")
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """The settings a write needs the index to have."""
-
-    model: str
-    dimension: int
-    chunk_tokens: int
-    chunk_overlap: int
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,15 @@ class Queries:
         """article id -> content hash, for skipping unchanged articles."""
         return {r[0]: r[1] for r in self.db.execute("select id, content_hash from articles")}
 
+    def _hashes_of(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """article id -> content hash of those of ``article_ids`` stored."""
+        found: dict[str, str] = {}
+        for lo in range(0, len(article_ids), 500):  # SQLite's limit on bound parameters
+            part = list(article_ids[lo : lo + 500])
+            sql = f"select id, content_hash from articles where id in ({','.join('?' * len(part))})"
+            found.update({r[0]: r[1] for r in self.db.execute(sql, part)})
+        return found
+
     def incomplete_articles(self) -> list[str]:
         """Articles whose stored chunk count differs from the chunks present (for repairs and checks)."""
         sql = "select a.id from articles a where a.n_chunks != (select count(*) from chunks c where c.article_id = a.id)"

@@ -250,39 +250,46 @@ class Store(Queries):
 
     def add(
         self, items: Sequence[tuple[Article, Sequence[Chunk]]], vectors: np.ndarray,
-        sentence_spans: Sequence[Sequence[Sentence]] | None = None, sentence_vectors: np.ndarray | None = None,
-    ) -> list[int]:
-        """Insert articles with their chunks and sentences in ONE transaction, and the chunk vectors under the rowids.
+        sentence_spans: Sequence[Sequence[Sentence]], sentence_vectors: np.ndarray,
+    ) -> list[str]:
+        """Insert articles with their chunks and sentences in ONE transaction, and the chunk vectors
+        under the chunks' rowids; the ids of the articles stored.
 
         ``vectors`` has one row per chunk, in the order the chunks appear in ``items``;
         ``sentence_spans`` one list per article (``chunk_sentences`` of its chunks) and
         ``sentence_vectors`` one row per sentence, in that order. An article already present
-        (same id) is replaced with its chunks and sentences, in the same transaction, so a
-        crash never leaves an article without them; chunks that do not start at index 0 are a
-        later part of an article stored in parts (:mod:`qabot.store.partial`). Without ``sentence_spans`` the articles
-        are stored without sentences (as an index from before sentence vectors).
+        (same id) is replaced with its chunks and sentences, in the same transaction, so a crash
+        never leaves an article without them; one already stored with the same content hash is left
+        as it is (not among the ids returned). Chunks that do not start at index 0 are a later part
+        of an article stored in parts (:mod:`qabot.store.partial`).
         """
+        dimension = self.manifest.dimension
         n_chunks = sum(len(chunks) for _, chunks in items)
-        if vectors.shape != (n_chunks, self.manifest.dimension):
-            raise ValueError(f"expected vectors of shape {(n_chunks, self.manifest.dimension)}, got {vectors.shape}")
-        spans = list(sentence_spans) if sentence_spans is not None else None
-        if spans is not None:
-            n_sentences = sum(len(s) for s in spans)
-            if len(spans) != len(items) or sentence_vectors is None or sentence_vectors.shape != (n_sentences, self.manifest.dimension):
-                raise ValueError(f"expected one sentence list per article and {n_sentences} sentence vectors")
-            offsets = np.cumsum([0, *(len(s) for s in spans)])
+        if vectors.shape != (n_chunks, dimension):
+            raise ValueError(f"expected vectors of shape {(n_chunks, dimension)}, got {vectors.shape}")
+        spans = list(sentence_spans)
+        n_sentences = sum(len(s) for s in spans)
+        if len(spans) != len(items) or sentence_vectors.shape != (n_sentences, dimension):
+            raise ValueError(f"expected one sentence list per article and {n_sentences} sentence vectors")
+        chunk_at = np.cumsum([0, *(len(chunks) for _, chunks in items)])
+        sentence_at = np.cumsum([0, *(len(s) for s in spans)])
         now = now_iso()
         rowids: list[int] = []
-        rowids_by_article: list[str] = []
+        kept_vectors: list[np.ndarray] = []
+        stored: list[str] = []
         columns = list(_article_row(items[0][0], 0, now)) if items else []
         article_sql = f"insert into articles ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
         # db.atomic(), not "with conn": sqlite-utils commits each statement outside an explicit transaction.
         with self.db.atomic():
+            hashes = self._hashes_of([a.id for a, _ in items])
+            keep = [i for i, (article, chunks) in enumerate(items)
+                    if partial.first_chunk_index(chunks) != 0 or hashes.get(article.id) != article.content_hash]
             # An article's first part replaces any older copy; a later part (a long article stored
             # in parts: qabot.store.partial) adds to what its earlier parts stored.
-            fresh = [a.id for a, chunks in items if partial.first_chunk_index(chunks) == 0]
+            fresh = [items[i][0].id for i in keep if partial.first_chunk_index(items[i][1]) == 0]
             stale = self._delete_rows(fresh) if fresh else []
-            for article, chunks in items:
+            for i in keep:
+                article, chunks = items[i]
                 if partial.first_chunk_index(chunks) == 0:
                     self.db.execute(article_sql, list(_article_row(article, len(chunks), now).values()))
                 else:
@@ -293,16 +300,14 @@ class Store(Queries):
                         [chunk.article_id, chunk.index, chunk.text, chunk.start, chunk.end, chunk.n_tokens],
                     )
                     rowids.append(int(cursor.lastrowid))
-                if spans is not None:
-                    assert sentence_vectors is not None
-                    i = len(rowids_by_article)
-                    sentences.insert(self.db, article.id, spans[i], sentence_vectors[offsets[i] : offsets[i + 1]])
-                rowids_by_article.append(article.id)
+                kept_vectors.append(vectors[chunk_at[i] : chunk_at[i + 1]])
+                sentences.insert(self.db, article.id, spans[i], sentence_vectors[sentence_at[i] : sentence_at[i + 1]])
+                stored.append(article.id)
         if stale:
             self.vectors.remove(np.array(stale, dtype=np.int64))
         if rowids:
-            self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32), np.array(rowids, dtype=np.int64))
-        return rowids
+            self.vectors.add(np.ascontiguousarray(np.concatenate(kept_vectors), dtype=np.float32), np.array(rowids, dtype=np.int64))
+        return stored
 
     def add_sentences(self, found: dict[str, tuple[Sequence[Sentence], np.ndarray]]) -> None:
         """Store sentences (and their vectors) of articles already present, in one transaction (an upgrade)."""

@@ -42,7 +42,7 @@ from qabot.frontends.api.auth import KeyRing
 from qabot.frontends.api.browser import BrowserHeaders, HostCheck
 from qabot.frontends.api.limits import BodyLimit, Gate, Limiter, RequestLog
 from qabot.frontends.reloading import RetrieverHolder
-from qabot.store.checks import index_stats
+from qabot.store.backends import index_stats
 
 log = logging.getLogger("qabot.frontends.api")
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from pgvector import HalfVector
 from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import IndexMismatchError, StoreError
 from qabot.locations import PgUrl
+from qabot.store.backends import POOL_SIZE, TIMEOUT
 from qabot.store.manifest import FORMAT_VERSION, Manifest, now_iso, same_model
-from qabot.store.opening import POOL_SIZE, TIMEOUT
 from qabot.store.postgres import schema
 from qabot.store.postgres.connection import Pool, connect, ensure_extension, installed_extension, refuse_read_only
 from qabot.store.postgres.queries import PgQueries
