@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qabot.config.table import BY_NAME
 from qabot.documents import Article, Chunk, Problem, Sentence
 from qabot.errors import ConfigError
 from qabot.ingest.archive import iter_articles
@@ -107,7 +108,7 @@ class Reading:
 COUNTS = ("read", "indexed", "unchanged", "chunks", "sentences", "removed")
 
 
-MAX_ARTICLE_BYTES = 10_000_000  # Settings.max_article_bytes' default
+MAX_ARTICLE_BYTES: int = BY_NAME["max_article_bytes"].default  # QABOT_MAX_ARTICLE_BYTES' default
 
 
 def changed_articles(

@@ -16,13 +16,14 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from qabot.config.table import BY_NAME
 from qabot.locations import Location, parse_location
 from qabot.store.interface import Backend, CheckReport, IndexReader
 from qabot.store.manifest import Manifest
 
-# The defaults for a backend with a server (Settings.pg_pool / pg_timeout are the user's).
-POOL_SIZE = 4
-TIMEOUT = 30.0
+# The defaults for a backend with a server: QABOT_PG_POOL's and QABOT_PG_TIMEOUT's (the settings table's).
+POOL_SIZE: int = BY_NAME["pg_pool"].default
+TIMEOUT: float = BY_NAME["pg_timeout"].default
 
 # scheme of a location (a Path has none: "folder") -> "module:Class"
 BACKENDS: dict[str, str] = {
