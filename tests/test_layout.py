@@ -141,3 +141,31 @@ def test_only_the_edges_read_the_environment() -> None:
             continue
         wrong.extend(f"{rel}:{where}" for where in _environment_reads(path))
     assert not wrong, "\n".join(wrong)
+
+
+# The store's own modules behind the backend seam: above the store, an index is reached through
+# qabot.store.backends (a location -> its Backend) and typed with qabot.store.interface, so no module
+# there knows (or asks) which backend holds it.
+BEHIND_THE_SEAM = ("qabot.store.store", "qabot.store.folder", "qabot.store.folder_run", "qabot.store.generations",
+                   "qabot.store.checks", "qabot.store.postgres")
+BACKEND_CLASSES = {"Store", "PgStore", "FolderBackend", "PgBackend"}
+
+
+def test_nothing_above_the_store_knows_which_backend_it_has() -> None:
+    wrong = []
+    for path in _modules():
+        if _part(path) is None or LAYERS.get(_part(path), 0) <= LAYERS["store"]:
+            continue  # the store itself, and what lies below it (parsing a location is not choosing a backend)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith(BEHIND_THE_SEAM):
+                    wrong.append(f"{where}: from {node.module} import ...")
+                elif node.module.startswith("qabot.store") and BACKEND_CLASSES & {a.name for a in node.names}:
+                    wrong.append(f"{where}: imports a backend's class from {node.module}")
+            elif isinstance(node, ast.Import) and any(a.name.startswith(BEHIND_THE_SEAM) for a in node.names):
+                wrong.append(f"{where}: import {node.names[0].name}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                  and len(node.args) == 2 and "PgUrl" in ast.dump(node.args[1])):
+                wrong.append(f"{where}: isinstance(..., PgUrl) asks which backend holds an index")
+    assert not wrong, "use qabot.store.backends.backend_for(location) and the Backend interface:\n" + "\n".join(wrong)

@@ -30,7 +30,6 @@ from qabot.indexer import IndexReport, build_index
 from qabot.ingest.archive import iter_articles
 from qabot.locations import PgUrl
 from qabot.models.embedding import Embedder, embedder_for
-from qabot.store import Store, is_index
 from qabot.store.backends import exists, open_reader
 from qabot.store.copying import copy_index
 
@@ -115,12 +114,12 @@ def check_kept_index(index_dir: Path, articles: list[Article], distractors: Path
         if diffs:
             raise StoreError(f"the index at {index_dir} was built from other inputs: {'; '.join(diffs)}; "
                              "use another --keep-index folder or the same inputs")
-    if not is_index(index_dir):
+    if not exists(index_dir):
         return
     expected = {a.id for a in articles}
     if distractors is not None:
         expected.update(a.id for a in distractor_articles(distractors, distractor_limit, on_problem=lambda p: None))
-    with Store.open(index_dir, check=False) as store:
+    with open_reader(index_dir) as store:
         extra = set(store.article_hashes()) - expected
     if extra:
         raise StoreError(f"the index at {index_dir} holds {len(extra)} articles not in this run's "
@@ -158,12 +157,12 @@ class QuestionOnce:
 
 def in_postgres(index_dir: Path, url: PgUrl) -> dict[str, Any]:
     """Copy the folder index into the database at ``url`` unless it holds the same articles already."""
-    with Store.open(index_dir) as folder:
+    with open_reader(index_dir) as folder:
         wanted = folder.article_hashes()
     started = time.perf_counter()
     if exists(url):
         with open_reader(url) as held:
-            if held.article_hashes() != wanted:  # type: ignore[attr-defined]
+            if held.article_hashes() != wanted:
                 raise StoreError(f"{url} holds another index than {index_dir}; give an empty database")
     else:
         copy_index(index_dir, url)
