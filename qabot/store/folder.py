@@ -55,14 +55,14 @@ class FolderBackend:
 
     @contextmanager
     def indexing(self, wanted: Wanted, *, rebuild: bool, repair: bool, checkpoint_seconds: float) -> Iterator[FolderRun]:
-        """Under the writer lock, a :class:`FolderRun`; on an error its progress is saved for the next run."""
+        """Under the writer lock, a :class:`FolderRun`; left without publishing (an error, Ctrl-C), its
+        progress is saved for the next run."""
         with generations.writer_lock(self.path):
             run = FolderRun(self.path, wanted, rebuild=rebuild, repair=repair, checkpoint_seconds=checkpoint_seconds)
             try:
                 yield run
-            except BaseException:
-                run.abort()
-                raise
+            finally:
+                run.abort()  # nothing to do once published
 
     def delete(self, article_ids: Sequence[str]) -> DeleteReport:
         """Remove articles as one atomic swap; refused (StoreError) while an interrupted indexing run's
