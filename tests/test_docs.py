@@ -285,6 +285,34 @@ def test_the_cli_reference_is_generated_and_covers_every_command():
     assert not missing, f"docs/cli.md lacks {missing}: run {REGENERATE.format(page='docs/cli.md')}"
 
 
+def _layout() -> dict[str, str]:
+    """docs/design.md's layout block: each ``qabot/...`` entry with its continuation lines."""
+    block = next(b for b in FENCE.findall(_text(ROOT / "docs" / "design.md")) if b.startswith("qabot/__init__.py"))
+    entries: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith(" ") and entries:
+            entries[next(reversed(entries))] += " " + line.strip()
+        elif line.strip():
+            name, _, text = line.partition(" ")
+            entries[name] = text
+    return entries
+
+
+MODULES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "qabot").rglob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_layout_in_design_names_every_module(module):
+    entries = _layout()
+    top = "/".join(module.split("/")[:2])
+    if top.endswith(".py"):  # qabot/errors.py: a line of its own
+        assert top in entries, f"docs/design.md's layout has no line for {module}"
+        return
+    stem = Path(module).stem
+    assert f"{top}/" in entries, f"docs/design.md's layout has no entry for {top}/ ({module})"
+    assert re.search(rf"(?<![\w/]){stem}\b", entries[f"{top}/"]), f"docs/design.md's layout entry {top}/ does not name {stem} ({module})"
+
+
 @pytest.mark.parametrize("heading, anchor", [
     ("How it works", "how-it-works"),
     ("PostgreSQL: one index for many servers", "postgresql-one-index-for-many-servers"),
