@@ -15,16 +15,9 @@ import pytest
 
 from qabot.documents import Article, Problem
 from qabot.errors import ArchiveError
-from qabot.ingest.archive import (
-    decode,
-    iter_articles,
-    normalise_text,
-    parse_csv,
-    parse_date,
-    parse_jsonl,
-    parse_seed,
-    title_from_text,
-)
+from qabot.ingest.archive import decode, iter_articles
+from qabot.ingest.cleaning import normalise_text, title_from_text
+from qabot.ingest.parsers import parse_csv, parse_date, parse_jsonl, parse_seed
 
 ARCHIVE = Path(__file__).parent / "data" / "archive"
 LANDING = (

@@ -7,8 +7,9 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from qabot.answering.conversation import Conversation
 from qabot.documents import Answer, Passage
-from qabot.frontends.chat import NOT_FOUND, Conversation, citation, render_answer, snippet
+from qabot.frontends.chat import NOT_FOUND, citation, render_answer, snippet
 from qabot.frontends.cli import cli
 
 LANDING = "Putin soll nach Kremlangaben pünktlich um 11.00 Uhr Ortszeit (21.00 Uhr MESZ) mit dem Flugzeug in Alaska ankommen."

@@ -11,7 +11,8 @@ import pytest
 from qabot.documents import Article, Chunk
 from qabot.errors import ModelError
 from qabot.ingest import chunking
-from qabot.ingest.chunking import chunk_article, chunk_sentences, count_tokens, get_encoding, split_sentences
+from qabot.ingest.chunking import chunk_article, chunk_sentences, count_tokens, get_encoding
+from qabot.ingest.sentences import split_sentences
 
 SAMPLE = Path(__file__).resolve().parents[1] / "qabot" / "data" / "sample" / "2025-08-15-alaska-summit.txt"
 LANDING = (

@@ -15,6 +15,7 @@ import pytest
 import qabot.models.embedding
 from qabot.config import Settings
 from qabot.errors import ConfigError, ModelError
+from qabot.models.e5s1 import E5Vocab, parse_e5s1
 from qabot.models.embedding import (
     Embedder,
     SentenceTransformerEmbedder,
@@ -27,10 +28,8 @@ from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,
     Q4_FILE,
-    E5Vocab,
     default_model_dir,
     install_model,
-    parse_e5s1,
 )
 from tests.fakes import HashEmbedder
 

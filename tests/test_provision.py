@@ -15,17 +15,14 @@ import pytest
 
 from qabot.errors import ModelError
 from qabot.models import provision
+from qabot.models.e5s1 import bert_state_dict, dequantize_q4_0, parse_e5s1, read_tensor
 from qabot.models.provision import (
     DEFAULT_MODEL,
     MANIFEST,
-    bert_state_dict,
     check_sha256,
     default_model_dir,
-    dequantize_q4_0,
     install_model,
     is_installed,
-    parse_e5s1,
-    read_tensor,
 )
 
 

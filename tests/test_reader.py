@@ -18,7 +18,7 @@ from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Answer, Passage, Span
 from qabot.frontends import chat, telegram_format
-from qabot.ingest.chunking import split_sentences
+from qabot.ingest.sentences import split_sentences
 from qabot.models.optional import Deadline
 from qabot.models.provision import default_model_dir
 from qabot.models.reader import ReaderAnswer, load_reader

@@ -15,7 +15,7 @@ import pytest
 
 from qabot.answering import ranking_steps
 from qabot.answering.picking import Candidate
-from qabot.answering.reranker_blend import RERANKER_WEIGHT, blend_reranker, rescore_sentences
+from qabot.answering.reranker_blend import RERANKER_WEIGHT, blend_reranker
 from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Passage
@@ -60,14 +60,6 @@ def test_the_reranker_reorders_passages_but_relevance_stays_the_bi_encoders():
     reranked = ranking_steps.rerank(passages, sentences, similarity, [], sentence_weight=0.5, reranker=np.array([0.1, 0.9]))
     assert plain.order == (0, 1) and reranked.order == (1, 0)
     assert np.array_equal(plain.relevance, reranked.relevance), "abstention must not see the reranker's scale"
-
-
-def test_rescore_sentences_blends_only_the_sentence_similarity():
-    ranked = ranking_steps.Ranked((_passage(1, 0.8),), (Candidate(0, 0, 5, "a"), Candidate(0, 6, 9, "b")),
-                            np.array([0.8, 0.7], dtype=np.float32), 0.8, ("n",), reranker="x")
-    out = rescore_sentences(ranked, np.array([0.0, 1.0]))
-    assert np.allclose(out.similarity, blend_reranker(np.array([0.8, 0.7]), np.array([0.0, 1.0])))
-    assert (out.passages, out.relevance, out.notes, out.reranker) == (ranked.passages, 0.8, ("n",), "x")
 
 
 # -- the seam -------------------------------------------------------------------------------

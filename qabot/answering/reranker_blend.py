@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # ranking imports this module for the blend
+if TYPE_CHECKING:  # ranking_steps imports this module for the blend
     from qabot.answering.ranking_steps import Ranked
 
 RERANKER_WEIGHT = 0.5
@@ -44,12 +44,6 @@ def blend_reranker(bi_encoder: np.ndarray, reranker: np.ndarray, *, weight: floa
     if bi.shape != cross.shape:
         raise ValueError(f"one reranker score per item: {cross.shape} for {bi.shape}")
     return ((1.0 - weight) * bi + weight * cross).astype(np.float32)
-
-
-def rescore_sentences(ranked: Ranked, reranker: np.ndarray, *, weight: float = RERANKER_WEIGHT) -> Ranked:
-    """``ranked`` with each sentence's similarity blended with its reranker score (same order);
-    passages, relevance (the abstention signal) and notes unchanged."""
-    return replace(ranked, similarity=blend_reranker(ranked.similarity, reranker, weight=weight))
 
 
 def best_indices(scores: np.ndarray, count: int) -> list[int]:

@@ -20,7 +20,6 @@ from urllib.parse import urljoin
 from lxml import etree
 
 MAX_LINKS = 50_000  # the sitemap protocol's own limit per file; a feed listing more is cut here
-SITEMAP_KINDS = ("sitemap", "sitemapindex")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Answers as plain text, shared by `qabot ask`, `qabot search` and `qabot chat`.
 
 The terminal chat and the Telegram bot give the same answers, follow-ups included: both go
-through :class:`~qabot.answering.conversation.Conversation` (re-exported here for the chat);
+through :class:`~qabot.answering.conversation.Conversation`;
 only the rendering differs (plain text here, HTML in the bot).
 """
 
@@ -11,10 +11,9 @@ import os
 import sys
 import textwrap
 
-from qabot.answering.conversation import Conversation, Turn
 from qabot.documents import Answer, Passage
 
-__all__ = ["NOT_FOUND", "Conversation", "Turn", "citation", "marked_sentence", "render_answer", "snippet"]
+__all__ = ["NOT_FOUND", "citation", "marked_sentence", "render_answer", "snippet"]
 
 NOT_FOUND = "I found nothing in the archive that answers this."
 SNIPPET_CHARS = 220

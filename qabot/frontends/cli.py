@@ -90,7 +90,8 @@ def search_command(ctx: click.Context, question: tuple[str, ...], index_dir: Loc
 @edge
 def chat(ctx: click.Context, index_dir: Location | None) -> None:
     """Chat in the terminal: one question per line; answers from stdin too when piped."""
-    from qabot.frontends.chat import Conversation, render_answer
+    from qabot.answering.conversation import Conversation
+    from qabot.frontends.chat import render_answer
 
     settings = settings_for(ctx, index_dir=index_dir)
     interactive = sys.stdin.isatty()

@@ -19,8 +19,8 @@ read (:mod:`qabot.ingest.versions`).
 
 Nothing here stops at a bad input: each problem goes to ``on_problem`` (logged by default)
 and reading goes on. Bytes become text here (:func:`decode`); the parsers in
-:mod:`qabot.ingest.parsers` and the text cleaning in :mod:`qabot.ingest.cleaning` are pure, and are
-re-exported. Only :func:`iter_articles` and :func:`read_file` touch the disk.
+:mod:`qabot.ingest.parsers` and the text cleaning in :mod:`qabot.ingest.cleaning` are pure.
+Only :func:`iter_articles` and :func:`read_file` touch the disk.
 """
 
 from __future__ import annotations
@@ -36,26 +36,14 @@ from pathlib import Path
 
 from qabot.documents import Article, Problem
 from qabot.errors import ArchiveError
-from qabot.ingest.cleaning import normalise_text, title_from_text
 from qabot.ingest.digitalwires import is_digitalwires, parse_digitalwires
 from qabot.ingest.newsml import parse_newsml
-from qabot.ingest.parsers import Parsed, parse_csv, parse_date, parse_jsonl, parse_seed
+from qabot.ingest.parsers import Parsed, parse_csv, parse_jsonl, parse_seed
 from qabot.ingest.versions import Keep, Latest, Version, keep_all
 from qabot.ingest.warc import is_warc, read_warc
 from qabot.ingest.web import date_from_name, page_id, parse_html
 
-__all__ = [
-    "decode",
-    "iter_articles",
-    "normalise_text",
-    "parse_csv",
-    "parse_date",
-    "parse_jsonl",
-    "parse_seed",
-    "read_file",
-    "require_readable",
-    "title_from_text",
-]
+__all__ = ["decode", "iter_articles", "read_file", "require_readable"]
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Sentence-aligned chunks of an article, budgeted in cl100k tokens; pure (no I/O).
 
-Sentences come from :mod:`qabot.ingest.sentences` (re-exported here as :func:`split_sentences`).
+Sentences come from :mod:`qabot.ingest.sentences`.
 A chunk packs whole sentences up to ``max_tokens``; consecutive chunks share ``overlap``
 sentences so that a sentence's neighbours are never lost at a chunk edge. Only a single
 sentence longer than the budget is cut, at whitespace. Every chunk's ``text`` is exactly
@@ -25,7 +25,7 @@ from qabot.documents import Article, Chunk, Sentence
 from qabot.errors import ModelError
 from qabot.ingest.sentences import MIN_SENTENCE_CHARS, split_sentences
 
-__all__ = ["chunk_article", "chunk_sentences", "count_tokens", "get_encoding", "split_sentences"]
+__all__ = ["chunk_article", "chunk_sentences", "count_tokens", "get_encoding"]
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ initials (``Wladimir W. Putin``), ordinals (``am 15. August``, ``im 20. Jahrhund
 enumerations (``1. Die …`` at a paragraph start) and ellipses. Numbers such as
 ``11.00 Uhr``, ``1.186`` or ``15.08.2025``, URLs, e-mail addresses and decimals never
 produce a candidate because no whitespace follows their inner dots. A blank line always
-ends a sentence. ``chunking`` re-exports :func:`split_sentences`.
+ends a sentence.
 """
 
 from __future__ import annotations

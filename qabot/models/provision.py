@@ -27,21 +27,7 @@ from pathlib import Path
 
 from qabot.config import DEFAULT_MODEL  # named in one place
 from qabot.errors import ModelError
-from qabot.models.e5s1 import (  # noqa: F401 - re-exported: the parsing used to live here
-    DTYPE_F32,
-    DTYPE_Q4_0,
-    Q4_BLOCK,
-    QK,
-    E5File,
-    E5Header,
-    E5Vocab,
-    TensorEntry,
-    bert_state_dict,
-    dequantize_q4_0,
-    folder_files,
-    parse_e5s1,
-    read_tensor,
-)
+from qabot.models.e5s1 import E5File, bert_state_dict, folder_files, parse_e5s1
 
 logger = logging.getLogger(__name__)
 
