@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -246,10 +246,8 @@ def test_fifty_concurrent_clients_each_get_their_own_answer(news_index, e5):
                 answer = client.post("/v1/ask", json={"question": question}).json()
             return question, words, answer["sentence"]
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(50) as pool:
+        with ThreadPoolExecutor(50) as pool:  # their latencies: python -m scripts.bench.bench_api
             results = list(pool.map(one, range(50)))
-        print(f"\n50 concurrent clients on news_index: {time.perf_counter() - started:.1f} s")
     assert len(results) == 50
     for question, words, sentence in results:
         assert sentence is not None and words in sentence, (question, sentence)
@@ -277,7 +275,7 @@ def test_an_index_republished_under_traffic_loses_no_request(tmp_path, e5):
         with ThreadPoolExecutor(20) as pool:
             for _ in range(20):
                 pool.submit(client, url)
-            time.sleep(1.0)
+            _wait_for(lambda: len(answered) >= 20 or failures, "no answers before the republish")
             (archive / "2025-08-16-zoo.txt").write_text(
                 " date 2025-08-16 Im Zoo von Musterstadt ist am Samstag ein Elefant namens Benno geboren worden. "
                 "Er wog bei der Geburt 98 Kilogramm.\n", encoding="utf-8")
@@ -286,12 +284,21 @@ def test_an_index_republished_under_traffic_loses_no_request(tmp_path, e5):
             while (after := httpx.get(f"{url}/readyz", timeout=60).json())["generation"] == before["generation"]:
                 assert time.monotonic() < deadline, "the new generation was never picked up"
                 time.sleep(0.2)
-            time.sleep(0.5)
+            switched = len(answered)
+            _wait_for(lambda: len(answered) >= switched + 20 or failures, "no answers after the republish")
             stop.set()
         new = httpx.post(f"{url}/v1/ask", json={"question": "Wann wurde der Elefant Benno geboren?"}, timeout=60).json()
     assert not failures, failures[:5]
-    assert len(answered) >= 20 and after["articles"] == 2
+    assert len(answered) >= 40 and after["articles"] == 2
     assert new["passages"][0]["article_id"] == "2025-08-16-zoo" and "Benno" in new["sentence"]
+
+
+def _wait_for(condition: Callable[[], object], message: str, timeout: float = 120) -> None:
+    """Until ``condition()`` is truthy (a count reached, not a guessed sleep); AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
 
 
 def _env(model_cache_dir: Path) -> dict[str, str]:

@@ -418,6 +418,7 @@ def test_links_pipes_and_unreadable_files_are_reported(tmp_path: Path, special, 
         assert (line, skipped) == (want.line, want.skipped) and want.words in reason, (name, reason)
 
 
+@pytest.mark.timing
 def test_five_megabyte_article_is_read_and_chunked_in_reasonable_time(tmp_path: Path) -> None:
     path = write_five_megabyte_article(tmp_path / "five-megabyte-article.txt")
     assert path.stat().st_size >= FIVE_MB
@@ -428,7 +429,6 @@ def test_five_megabyte_article_is_read_and_chunked_in_reasonable_time(tmp_path: 
         article, max_tokens=BUDGET, model_limit=embedder.max_seq_length, count_model_tokens=embedder.count_tokens
     )
     seconds = time.perf_counter() - started
-    print(f"5 MB article: read and chunked into {len(chunks)} chunks in {seconds:.1f} s")
     assert len(article.text) > 4_900_000 and article.title == "Putin und Trump treffen sich am Freitag im US-Staat Alaska."
     assert max(c.n_tokens for c in chunks) <= BUDGET
     assert chunks[-1].end == len(article.text)
@@ -454,9 +454,7 @@ def test_build_index_over_the_whole_corpus(tmp_path: Path, special) -> None:
     special_expected = special(archive / "special")
     index = tmp_path / "index"
 
-    started = time.perf_counter()
     report = build_index(archive, index, embedder=HashEmbedder())
-    print(f"indexed the bad corpus with a 5 MB article in {time.perf_counter() - started:.1f} s: {report.to_dict()['chunks_embedded']} chunks")
 
     with Store.open(index) as store:
         ids = set(store.article_hashes())

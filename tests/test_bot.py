@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -265,9 +264,7 @@ def test_twenty_users_at_once_each_get_their_own_answer(api, sample_retriever):
     for i, user in enumerate(users):
         replies = api.replies(user)
         assert len(replies) == 1 and text_of(replies[0]).startswith(questions[i % 2][1])
-    p50, p95 = statistics.median(latencies), statistics.quantiles(latencies, n=20)[18]
-    print(f"\n20 concurrent users: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
-    assert p95 < 45
+    assert len(latencies) == len(users)  # their latencies: python -m scripts.bench.bench_bot
 
 
 # -- access, limits, groups (no model needed) ------------------------------------------------------------
@@ -479,7 +476,7 @@ def test_a_huge_answer_is_split_into_valid_parts_with_the_buttons_on_the_last(ap
     async def scenario() -> None:
         async with running(app):
             await ask(api, "everything?")
-            await asyncio.sleep(0.3)  # let the last parts arrive
+            await api.until(lambda: any("reply_markup" in p.params for p in api.replies(ALICE)))  # the last part
 
     run(scenario())
     parts = api.replies(ALICE)

@@ -45,6 +45,7 @@ def test_one_host_is_asked_at_most_once_per_interval(site):
     assert all(b - a >= 0.29 for a, b in pairwise(times)), times
 
 
+@pytest.mark.timing
 def test_a_slow_server_times_out_and_a_dripping_one_meets_the_deadline(site):
     site.add_page("/slow.html", article(1), delay=5)
     site.add_page("/drip.html", article(2), drip=0.05)
@@ -133,6 +134,7 @@ def test_a_redirect_to_a_private_address_is_refused_at_the_hop(site):
     assert result.error.startswith("refused: 127.0.0.2") and site.paths_requested() == ["/jump"]
 
 
+@pytest.mark.timing
 def test_stop_abandons_the_wait_and_the_page_in_flight(site):
     site.add_page("/drip.html", article(5), drip=0.05)
     stop = threading.Event()

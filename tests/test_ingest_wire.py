@@ -158,6 +158,7 @@ def test_an_nitf_file_on_its_own(tmp_path: Path) -> None:
         "Ein Fest am Sonntag", "Die Brücke ist 320 Meter lang und hat rund 28 Millionen Euro gekostet.", "Länge | 320 m"]
 
 
+@pytest.mark.timing
 def test_xml_that_is_not_newsml_is_malformed_or_declares_entities_is_a_problem(tmp_path: Path) -> None:
     (tmp_path / "rss.xml").write_text('<?xml version="1.0"?><rss version="2.0"><channel/></rss>', encoding="utf-8")
     (tmp_path / "kaputt.xml").write_text("<nitf><body><p>offen</body>", encoding="utf-8")

@@ -78,6 +78,7 @@ def test_429_with_a_long_retry_after_or_twice_gives_up(fake):
         client_for(fake).complete(HI)
 
 
+@pytest.mark.timing
 def test_a_hang_past_the_timeout_is_a_timeout(fake):
     fake.fail_next(status="hang")
     started = time.perf_counter()
@@ -275,25 +276,6 @@ def test_a_failing_llm_leaves_the_extractive_answer(llm_retriever, fake, status)
     fake.fail_next(status=status)
     answer, refined = _refine(llm_retriever, fake, None)
     assert refined.reply_source == "extractive" and refined.reply == answer.sentence and refined.models.llm is None
-
-
-@pytest.mark.model
-def test_the_check_costs_little_beside_the_call(llm_retriever, fake):
-    """The added latency of the LLM step with an instant fake server: the request plus the check."""
-    answer = llm_retriever.ask(QUESTION_DE)
-    n = answer.passage_index + 1
-    reply = f"Putin soll um 11.00 Uhr Ortszeit in Alaska ankommen. [{n}] Der Gipfel beginnt um 11.30 Uhr. [{n}]"
-    llm_retriever.refine(answer) if fake.script(reply) is None else None  # warm-up
-    timings = []
-    for _ in range(5):
-        fake.script(reply)
-        started = time.perf_counter()
-        llm_retriever.refine(answer)
-        timings.append(time.perf_counter() - started)
-    check = llm_retriever.llm.check(reply, answer.passages)
-    print(f"\nLLM step with the fake server: median {sorted(timings)[2] * 1000:.0f} ms; the check alone "
-          f"{check.check_seconds * 1000:.0f} ms")
-    assert sorted(timings)[2] < 2.0
 
 
 def test_the_meaning_checks_cache_is_safe_with_many_threads_and_a_tiny_cache():

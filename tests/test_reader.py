@@ -8,7 +8,6 @@ built to always or never say "no answer"), the fallbacks, the rendering and the 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,10 @@ from qabot.documents import Answer, Passage, Span
 from qabot.frontends import chat, telegram_format
 from qabot.ingest.sentences import split_sentences
 from qabot.models.optional import Deadline
-from qabot.models.provision import default_model_dir
 from qabot.models.reader import ReaderAnswer, load_reader
 from qabot.store import Store
 from tests.conftest import LANDING_SENTENCE
-from tests.tiny_models import build_e5_reader, build_tiny_reader
+from tests.tiny_models import build_tiny_reader
 
 ARTICLE = "Vorspann. Putin soll um 11.00 Uhr in Alaska ankommen. Trump kommt später."
 
@@ -161,30 +159,3 @@ def test_the_span_is_marked_in_the_terminal_and_bold_in_telegram():
                    sentence_end=109)
     assert telegram_format.render_answer(plain).startswith("<b>Ein Satz.</b> [1]")
     assert chat.marked_sentence(plain, bold=True) == "Ein Satz."
-
-
-@pytest.mark.model
-def test_added_latency_per_question(readers: dict[str, Path], news_index: Path, e5, model_cache_dir: Path,
-                                    tmp_path_factory: pytest.TempPathFactory):
-    """What a reader adds to a question (the top 3 passages): the tiny model, and an e5-sized one
-    (12 layers, 384 wide; deepset/xlm-roberta-base-squad2 is ~2.5x its size)."""
-    e5_reader = build_e5_reader(tmp_path_factory.mktemp("e5q") / "e5-reader", default_model_dir(model_cache_dir))
-    store = Store.open(news_index, model=e5.name)
-    questions = ["Wann landet Putin in Alaska?", "Who meets Trump in Anchorage?", "Wie viele Menschen starben?"]
-
-    def per_question(retriever: Retriever) -> float:
-        for question in questions:  # warm: the sentence cache, the model's first call
-            retriever.ask(question)
-        started = time.perf_counter()
-        for question in questions:
-            retriever.ask(question)
-        return (time.perf_counter() - started) / len(questions)
-
-    base = per_question(Retriever(store, e5))
-    added = {}
-    for folder in (readers["answers"], e5_reader):
-        retriever = Retriever(store, e5, reader=load_reader(str(folder)), seam_seconds=None)
-        added[folder.name] = per_question(retriever) - base
-    print(f"\nreader added latency per question (top 3 passages, 2 shared CPU cores): base {base * 1000:.0f} ms; "
-          + ", ".join(f"{name} +{seconds * 1000:.0f} ms" for name, seconds in added.items()))
-    store.close()

@@ -7,7 +7,6 @@ batching, the blend, abstention staying with the bi-encoder, the fallbacks and t
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from qabot.answering.retriever import Retriever
 from qabot.config import Settings
 from qabot.documents import Passage
 from qabot.models.optional import Deadline, SlowModelError
-from qabot.models.provision import default_model_dir
 from qabot.models.reranker import CrossEncoderReranker, load_reranker, reranker_for
 from tests.conftest import LANDING_SENTENCE
-from tests.tiny_models import build_e5_reranker, build_tiny_reranker
+from tests.tiny_models import build_tiny_reranker
 
 QUESTIONS = [
     "When does Putin land in Alaska?", "Wann landet Putin in Alaska?", "Who meets Trump in Anchorage?",
@@ -159,34 +157,3 @@ def test_a_reranker_raising_or_too_slow_at_question_time_falls_back(tiny_reranke
     assert len(warnings) == 2, "one line per retriever, not per question"
     assert "CUDA out of memory" in warnings[0] and "longer than 0 s" in warnings[1]
     plain.close()
-
-
-@pytest.mark.model
-def test_added_latency_per_question(tiny_reranker: Path, news_index: Path, e5, model_cache_dir: Path,
-                                    tmp_path_factory: pytest.TempPathFactory):
-    """What a reranker adds to a question: the tiny model, and an e5-sized one (12 layers, 384 wide,
-    the size of cross-encoder/mmarco-mMiniLMv2-L12-H384-v1) on the 25-passage pool."""
-    from qabot.store import Store
-
-    e5_reranker = build_e5_reranker(tmp_path_factory.mktemp("e5r") / "e5-reranker", default_model_dir(model_cache_dir))
-    store = Store.open(news_index, model=e5.name)
-    questions = ["Wann landet Putin in Alaska?", "Who meets Trump in Anchorage?", "Wie viele Menschen starben?"]
-
-    def per_question(retriever: Retriever) -> float:
-        retriever.ask("Aufwärmen")
-        started = time.perf_counter()
-        for question in questions:
-            retriever.ask(question)
-        return (time.perf_counter() - started) / len(questions)
-
-    base = per_question(Retriever(store, e5))  # the sentence cache is warm for the pool of 12 now
-    added = {}
-    for folder in (tiny_reranker, e5_reranker):
-        retriever = Retriever(store, e5, reranker=load_reranker(str(folder)), seam_seconds=None)
-        retriever.ask(questions[0])  # warm the sentence cache for the larger pool: measure the reranker
-        added[folder.name] = per_question(retriever) - base
-        answer = retriever.ask(questions[0])
-        assert answer.models is not None and answer.models.reranker == folder.name
-    print(f"\nreranker added latency per question (pool 25, 2 shared CPU cores): base {base * 1000:.0f} ms; "
-          + ", ".join(f"{name} +{seconds * 1000:.0f} ms" for name, seconds in added.items()))
-    store.close()

@@ -17,6 +17,9 @@ Settings come from the environment as for the CLI, so the optional seams are mea
 setting them: QABOT_RERANKER=DIR, QABOT_READER=DIR, QABOT_LLM_URL/QABOT_LLM_MODEL (then the
 LLM step, ``refine``, is timed too). ``--compare`` also times the same questions on a plain
 retriever (no seams) in the same run and prints the added milliseconds.
+A seam's cost without a real model: ``tests.tiny_models.build_e5_reranker(FOLDER, E5_FOLDER)`` and
+``build_e5_reader`` write a 12-layer, 384-wide stand-in (multilingual-e5-small's weights, a fresh head)
+to give as QABOT_RERANKER / QABOT_READER (run from the repository root).
 """
 
 from __future__ import annotations
