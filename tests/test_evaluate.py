@@ -130,6 +130,7 @@ def test_main_prints_sane_metrics_for_both_languages(tmp_path, capsys):
     report = json.loads(captured.out)
     assert report == json.loads(out.read_text(encoding="utf-8"))
     assert report["settings"]["model"] == "hash-test" and report["settings"]["search_k"] == 10
+    assert report["settings"]["precision"] == {"embedder": None, "reranker": None}  # the fake has none; no e5, no reranker
     assert "| de | A | 2 |" in captured.err and "| en | B | 1 |" in captured.err  # the table, on stderr
     assert report["settings"]["indexed_articles"] == 3 and report["settings"]["paragraphs"] == 3
     for language in ("de", "en"):

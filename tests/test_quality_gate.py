@@ -78,8 +78,10 @@ def test_dev_set_quality_meets_the_thresholds(folder_run, record_property):
     report = folder_run[0]
     settings = report["settings"]
     # printed at the end of the run by conftest.pytest_terminal_summary, pass or fail
+    ran = settings["precision"]  # "auto": bf16 where the CPU does bf16 (AMX, AVX512-BF16), else fp32
     record_property("summary", f"\nquality gate (XQuAD dev, {settings['indexed_articles']} paragraphs, {settings['chunks']} chunks, "
-                    f"{settings['sentences']} sentences, index built in {settings['index_build_seconds']} s):\n"
+                    f"{settings['sentences']} sentences, index built in {settings['index_build_seconds']} s; "
+                    f"precision: e5 {ran['embedder']}, reranker {ran['reranker']}):\n"
                     + table(report))
     assert report["en"]["n"] == report["de"]["n"] == 632
     failed = shortfalls(report, THRESHOLDS)

@@ -226,11 +226,13 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, settings: Settings, e
         results = {lang: ask_all(retriever, qs, k=settings.top_k) for lang, qs in questions.items()}
         hybrid = retriever.hybrid
         models = retriever.models.to_dict()  # the optional seams actually loaded (null: unset or failed)
+        # what ran, not what was asked for: "auto" is bf16 where the CPU does bf16, else fp32
+        precision = {"embedder": getattr(embedder, "precision", None), "reranker": getattr(retriever.reranker, "precision", None)}
     report = {
         "settings": {
             "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "hybrid": hybrid,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
-            "batch_size": settings.batch_size, "device": settings.device, "limit": args.limit,
+            "batch_size": settings.batch_size, "device": settings.device, "precision": precision, "limit": args.limit,
             "halves": "A: questions of the even-numbered articles (0-based index in data), B: odd",
             "de": str(args.de), "en": str(args.en) if args.en else None,
             "distractors": str(args.distractors) if args.distractors else None,
