@@ -13,7 +13,7 @@ Two kinds, picked by :meth:`VectorIndex.optimize` from the number of vectors:
           the index is built: the smallest one reaching recall@10 >= ``TUNE_RECALL`` against
           exact search, on queries made from the stored vectors.
 
-Measured by ``scripts/bench_faiss.py`` (2 shared cores, vectors fitted to real e5 ones,
+Measured by ``scripts/bench/bench_faiss.py`` (2 shared cores, vectors fitted to real e5 ones,
 which are hard for IVF: a question's top ten are spread over many lists): 1M vectors, flat
 164 ms p50 / 1.5 GiB / load peak 3.0 GiB; ivf 51 ms / 0.78 GiB / load peak 1.6 GiB
 (0.84 GiB with :meth:`read`), recall@10 0.996. HNSW was not used: FAISS's HNSW cannot remove
@@ -125,7 +125,7 @@ class VectorIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "", approx_threshold: int = APPROX_THRESHOLD) -> VectorIndex:
-        """Load serialised index bytes (``scripts/bench_faiss.py`` measures this way of loading)."""
+        """Load serialised index bytes (``scripts/bench/bench_faiss.py`` measures this way of loading)."""
         # BytesIO shares the bytes' buffer: each read copies one block, never the whole index.
         return cls.load(io.BytesIO(data), source=source or "vector index", approx_threshold=approx_threshold)
 

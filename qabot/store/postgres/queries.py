@@ -30,7 +30,7 @@ log = logging.getLogger("qabot.store.postgres.store")
 # hnsw.ef_search: at least EF_SEARCH, else twice the hits wanted (pgvector's maximum is 1000). On 100,000
 # real e5 sentence vectors under the schema's graphs (m 32, ef_construction 200), 400 found 0.997 of the
 # exact top 10 for archive sentences asked as questions and 0.980 for off-topic questions, at 13-14 ms a
-# search on 2 cores (100: 0.981 / 0.883 at 4.5 ms; scripts/hnsw_recall.py).
+# search on 2 cores (100: 0.981 / 0.883 at 4.5 ms; scripts/bench/hnsw_recall.py).
 EF_SEARCH = 400
 EF_SEARCH_MAX = 1000
 COMMON = 0.01  # a word in more than this share of chunks, and in more than COMMON_MIN of them, is left out

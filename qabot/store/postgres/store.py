@@ -34,7 +34,7 @@ _META = "model, dimension, chunk_tokens, chunk_overlap, format_version, created_
 # The HNSW indexes (as the schema makes them, migration 0002): dropped while a bulk copy loads, built again
 # after it (pgvector builds an index over loaded rows far faster than it inserts row by row), and made again
 # by the next writer if a killed copy left them missing.
-HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200  # the graphs' build parameters (migration 0002; scripts/hnsw_recall.py)
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200  # the graphs' build parameters (migration 0002; scripts/bench/hnsw_recall.py)
 _HNSW = f"using hnsw (embedding halfvec_ip_ops) with (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
 VECTOR_INDEXES = {
     "chunks_embedding": f"create index if not exists chunks_embedding on chunks {_HNSW}",
