@@ -15,9 +15,9 @@ multilingual-e5-small's cosines sit between ~0.7 and ~0.9. It is used in two pla
   the keyword bonus is added on top). Passages are ~200 tokens: costly on a CPU.
 
 The weights were measured with qabot's own reranker on the dev set's tuning half and checked
-on the other (``scripts/research/eval_sentence_choice.py``, ``scripts/evaluate.py``; the README has
+on the other (``scripts/research/eval_sentence_choice.py``, ``scripts/evaluate.py``; docs/models.md has
 the figures). Abstention does not use these blends: "not in the archive" stays the
-bi-encoder's relevance against its calibrated threshold (``Ranked.relevance``); the README
+bi-encoder's relevance against its calibrated threshold (``Ranked.relevance``); docs/models.md
 gives the measurement of the reranker's score as a gate.
 """
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # ranking_steps imports this module for the blend
 RERANKER_WEIGHT = 0.5
 # Answer sentences: how many of the best (by the bi-encoder's blend) the reranker reads, and its
 # weight in their final score; set on the dev set's tuning half (scripts/research/eval_sentence_choice.py).
-RERANK_SENTENCES = 6  # 12 was as good in the paragraph, worse among 1,000 news articles (README)
+RERANK_SENTENCES = 6  # 12 was as good in the paragraph, worse among 1,000 news articles (docs/models.md)
 SENTENCE_RERANKER_WEIGHT = 0.25
 
 

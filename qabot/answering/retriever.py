@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 # How many fused candidates are split into sentences and reranked.
 RERANK = 12
 # Below this best-passage relevance the answer is "not in the archive". Calibrated for
-# multilingual-e5-small on the XQuAD dev set, per question language (see the README):
+# multilingual-e5-small on the XQuAD dev set, per question language (docs/models.md):
 # German questions score higher against German text, so they need a higher bar. English
 # 0.78 keeps ~98% of answerable questions; German 0.83 keeps ~97% and answers ~8% of
 # questions whose article is absent (at 0.78 it answered ~97% of those).
@@ -66,7 +66,7 @@ def default_min_score(model: str, language: str = "en") -> float:
 # chunk and keyword legs; it reads this many sentences per chunk it ranks (several are one chunk's).
 # Off by default: hidden among 1,000 fang-covid articles it moved English recall@1 by +0.3 points
 # on the tuning half (+1.3 on the other), recall@10 by +0.6 (+1.3), German by 0, at +12 ms a
-# question and the sentence vectors in memory (see the README). QABOT_SENTENCE_LEG=1 turns it on.
+# question and the sentence vectors in memory (docs/models.md). QABOT_SENTENCE_LEG=1 turns it on.
 SENTENCE_LEG = False
 SENTENCE_HITS = 3
 # Passage score = (1 - w) * passage similarity + w * best sentence similarity.

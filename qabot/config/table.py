@@ -47,8 +47,8 @@ MAX_RERANK_POOL = 500
 MAX_QUESTION_CHARS = 500
 # qabot's own reranker (qabot.models.reranker_build): on by default, QABOT_RERANKER= turns it off.
 BUILTIN_RERANKER = "qabot-reranker"
-DEFAULT_RERANKER: str | None = BUILTIN_RERANKER  # on: it wins on dev and at scale, both halves, EN and DE (README)
-DEFAULT_RERANK_POOL = 0  # the built-in reranker reads answer sentences only (see the README)
+DEFAULT_RERANKER: str | None = BUILTIN_RERANKER  # on: it wins on dev and at scale, both halves, EN and DE (docs/models.md)
+DEFAULT_RERANK_POOL = 0  # the built-in reranker reads answer sentences only (docs/models.md)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ SETTINGS: tuple[Setting, ...] = (
             "ranking. false ranks by vectors alone (to measure what the keyword leg adds)."),
     Setting("QABOT_SENTENCE_LEG", "sentence_leg", flag(), False, "answers",
             "A third ranking beside the chunk and keyword legs: chunks by their sentences nearest to the question "
-            "(off by default: +0.3-1.3 points of English recall at scale, +12 ms; see the README)."),
+            "(off by default: +0.3-1.3 points of English recall at scale, +12 ms; see docs/models.md)."),
     # -- logging
     Setting("QABOT_LOG_LEVEL", "log_level", choice(LOG_LEVELS, upper=True), "WARNING", "logging",
             "Log level of the qabot commands (the CLI, the bot, the HTTP API)."),

@@ -323,7 +323,7 @@ def build_application(settings: Settings, retriever: Retriever, *, index_dir: Pa
 
 def _token(settings: Settings) -> str:
     if not settings.telegram_token:
-        raise ConfigError("TELEGRAM_BOT_TOKEN is not set; create a bot with @BotFather (see README)")
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set; create a bot with @BotFather (see docs/using.md)")
     return settings.telegram_token.get()
 
 

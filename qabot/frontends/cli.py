@@ -143,7 +143,7 @@ def run_command(ctx: click.Context, index_dir: Location | None) -> None:
 @click.pass_context
 @edge
 def bot(ctx: click.Context, index_dir: Location | None) -> None:
-    """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see README)."""
+    """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see docs/using.md)."""
     from qabot.frontends.bot import run_bot
 
     settings = settings_for(ctx, index_dir=index_dir)
@@ -158,7 +158,7 @@ def bot(ctx: click.Context, index_dir: Location | None) -> None:
 @click.pass_context
 @edge
 def serve(ctx: click.Context, index_dir: Location | None, host: str, port: int) -> None:
-    """Serve the HTTP API, the OpenAI-compatible chat endpoint and the web page (see README).
+    """Serve the HTTP API, the OpenAI-compatible chat endpoint and the web page (see docs/api.md).
 
     SIGTERM or Ctrl-C lets the requests in flight finish, then stops (exit 0 on SIGTERM).
     """

@@ -39,8 +39,9 @@ def index(ctx: click.Context, archive: Path | None, index_dir: Location | None, 
           prune: bool, rebuild: bool, repair: bool, shard: str | None, as_json: bool, fail_on_problems: bool) -> None:
     """Index ARCHIVE (a folder, read recursively, or one file) into the index (a folder or a PostgreSQL URL).
 
-    Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl) and CSV
-    with a header. Unchanged articles are skipped; changed ones are replaced. Bad files
+    Formats: text files starting with ' date YYYY-MM-DD ', JSON Lines (.jsonl), CSV with a
+    header, web pages (.html), web archives (.warc, .warc.gz), NewsML-G2 / NITF (.xml) and dpa
+    digitalwires (.json); docs/using.md and docs/sources.md say what is read from each. Unchanged articles are skipped; changed ones are replaced. Bad files
     and lines are reported with path and line; everything else is still indexed.
     Changes are swapped in atomically: readers see the old or the new index (in PostgreSQL:
     whole batches of articles), and a run that is killed or stopped with Ctrl-C is resumed by

@@ -5,7 +5,7 @@ not know which store it asks. The vector searches use the HNSW indexes (their br
 :func:`ef_search`); the keyword search ORs the words in the ``simple`` text-search configuration
 (as written, case folded), leaves out words most chunks hold (:func:`rare_words`) and ranks
 by BM25 as FTS5 does in a folder (:func:`keyword_sql`). German stemming was
-measured and left out (see the README). Pure functions build the full-text SQL.
+measured and left out (docs/postgres.md). Pure functions build the full-text SQL.
 """
 
 from __future__ import annotations
