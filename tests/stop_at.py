@@ -6,6 +6,7 @@ wrapped here, so the kill lands exactly where the test says, however fast the ma
 
 ``begin``      :func:`qabot.store.generations.begin` (a staging generation is made, staging.json written)
 ``add``        :meth:`qabot.store.store.Store.add` (one batch committed to SQLite)
+``pg_add``     :meth:`qabot.store.postgres.store.PgStore.add` (one batch's transaction in PostgreSQL)
 ``checkpoint`` :func:`qabot.store.generations.checkpoint` (the vectors saved into the staging generation)
 ``delete``     :meth:`qabot.store.store.Store.delete_articles` (pruning)
 ``commit``     the manifest's rename in :func:`qabot.store.generations.publish` (the commit point)
@@ -21,11 +22,13 @@ from collections.abc import Callable
 from typing import Any
 
 from qabot.store import generations
+from qabot.store.postgres.store import PgStore
 from qabot.store.store import Store
 
 STEPS: dict[str, tuple[Any, str]] = {
     "begin": (generations, "begin"),
     "add": (Store, "add"),
+    "pg_add": (PgStore, "add"),
     "checkpoint": (generations, "checkpoint"),
     "delete": (Store, "delete_articles"),
     "commit": (generations, "write_manifest"),

@@ -27,6 +27,7 @@ from qabot.store.postgres import schema
 from qabot.store.postgres.store import PgStore, read_pg_manifest
 from tests.archives import write_archive
 from tests.conftest import LANDING_SENTENCE
+from tests.stop_at import spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,30 +249,19 @@ _CHILD = textwrap.dedent("""
     import sys
     from qabot.indexer import build_index
     from tests.fakes import HashEmbedder
+    from tests.stop_at import install
+    install(sys.argv[3])  # SIGKILL itself at that step (tests/stop_at.py)
     build_index(sys.argv[1], sys.argv[2], embedder=HashEmbedder(), batch_size=1)
 """)
 
 
-@pytest.mark.parametrize("after_articles", [1, 25])
-def test_kill_9_while_indexing_leaves_whole_batches_and_a_rerun_completes(pg_url, tmp_path, hash_embedder, after_articles):
+@pytest.mark.parametrize("stop", [spec("pg_add", "after", 1), spec("pg_add", "before", 3)])
+def test_kill_9_while_indexing_leaves_whole_batches_and_a_rerun_completes(pg_url, tmp_path, hash_embedder, stop):
     archive = write_archive(tmp_path / "a.jsonl", range(120), sentences=6)
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(archive), pg_url], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.run([sys.executable, "-c", _CHILD, str(archive), pg_url, stop], cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
     url = PgUrl(pg_url)
-    deadline = time.monotonic() + 120
-    seen = 0
-    while time.monotonic() < deadline and child.poll() is None:
-        try:
-            with psycopg.connect(pg_url) as conn:
-                seen = conn.execute("select count(*) from articles").fetchone()[0]
-        except psycopg.Error:
-            seen = 0  # not created yet
-        if seen >= after_articles:
-            break
-        time.sleep(0.05)
-    assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(30)
     report = check_index(url)
     assert report.ok, report.problems
     assert 0 < report.counts["articles"] < 120
