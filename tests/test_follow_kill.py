@@ -27,6 +27,7 @@ from qabot.store import Store
 from qabot.store.backends import check_index
 
 from .fake_site import FakeSite, article
+from .stop_at import spec
 
 FAKE_MODEL_CLI = Path(__file__).with_name("fake_model_cli.py")
 PAGES = 40
@@ -46,14 +47,15 @@ def site():
 def _env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QABOT_")}
     env.update(QABOT_CACHE_DIR=str(tmp / "cache"), QABOT_FOLLOW_CONTACT="ops@example.org", QABOT_CHUNK_TOKENS="40",
-               QABOT_CHECKPOINT_SECONDS="0", PYTHONUNBUFFERED="1", FAKE_MODEL_SECONDS_PER_TEXT="0.003")
+               QABOT_CHECKPOINT_SECONDS="0", PYTHONUNBUFFERED="1")
     return env
 
 
-def _start(site: FakeSite, tmp: Path, *extra: str) -> subprocess.Popen:
+def _start(site: FakeSite, tmp: Path, *extra: str, stop: str | None = None) -> subprocess.Popen:
     command = [sys.executable, str(FAKE_MODEL_CLI), "follow", site.url("/feed.xml"), "--archive", str(tmp / "archive"),
                "--index", str(tmp / "index"), "--delay", "0", *extra]
-    return subprocess.Popen(command, env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = _env(tmp) | ({"FAKE_STOP_AT": stop} if stop else {})
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _page_hits(site: FakeSite, since: int) -> int:
@@ -84,15 +86,15 @@ def _assert_complete(site: FakeSite, tmp: Path) -> None:
 @pytest.mark.parametrize("point", KILL_AFTER, ids=str)
 def test_sigkill_at_any_point_loses_and_duplicates_nothing(site, tmp_path, point):
     since = len(site.requests)
-    proc = _start(site, tmp_path, "--once")
-    deadline = time.monotonic() + 60
-    target = PAGES if point == "index" else point
-    while _page_hits(site, since) < target and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    if point == "index":
-        time.sleep(0.4)  # past the last page's commit: into the index update
-    proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=30)
+    if point == "index":  # into the index update: the process kills itself after its first batch (tests/stop_at.py)
+        proc = _start(site, tmp_path, "--once", stop=spec("add", "after", 1))
+    else:
+        proc = _start(site, tmp_path, "--once")
+        deadline = time.monotonic() + 60
+        while _page_hits(site, since) < point and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, f"finished before the kill: {out[-1500:]}"
 
     rerun = _start(site, tmp_path, "--once", "--json")
