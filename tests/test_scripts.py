@@ -156,6 +156,19 @@ def _imported_top_level(folder: Path) -> set[str]:
     return names
 
 
+def test_every_default_path_into_shared_is_beside_the_repository():
+    """A script's default data path (``Path(__file__).resolve().parents[N] / "shared" ...``) must land in
+    ../shared wherever the script sits: moving scripts into scripts/bench/ left four of them pointing
+    inside the repository."""
+    pattern = re.compile(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d)\] / \"shared")
+    found = []
+    for script in sorted((ROOT / "scripts").rglob("*.py")):
+        for match in pattern.finditer(script.read_text(encoding="utf-8")):
+            found.append(script)
+            assert script.resolve().parents[int(match.group(1))] == ROOT.parent, f"{script.relative_to(ROOT)}: parents[{match.group(1)}]"
+    assert len(found) >= 4  # eval_sentence_choice, ablate_contextual, bench_encode, bench_extraction
+
+
 def test_every_third_party_package_qabot_imports_is_declared():
     declared = _requirement_names(PYPROJECT["project"]["dependencies"])
     distributions = packages_distributions()

@@ -50,7 +50,7 @@ from qabot.models.embedding import (
     load_embedder,
 )
 
-DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "10kgnad-test.csv"
+DEFAULT_ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "10kgnad-test.csv"
 CANDIDATES = ("fp32", "bf16", "bf16-autocast", "int8-dynamic", "onnx-fp32", "onnx-int8")
 Encode = Callable[[list[str], int], np.ndarray]  # (passage texts without prompt, batch size) -> vectors
 

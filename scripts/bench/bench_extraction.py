@@ -38,7 +38,7 @@ from pathlib import Path
 from qabot.ingest.charset import decode_page
 from qabot.ingest.web import EXTRACTION, Extraction, extract_page
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "article-extraction-benchmark"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "article-extraction-benchmark"
 PUBLISHED = {"trafilatura 2.0.0": {"f1": 0.958, "precision": 0.938, "recall": 0.978},
              "readability.js": {"f1": 0.947}, "newspaper4k": {"f1": 0.949}, "go-trafilatura": {"f1": 0.960}}
 SETTINGS = {

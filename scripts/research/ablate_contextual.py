@@ -42,7 +42,7 @@ from qabot.config import Settings
 from qabot.ingest.sentences import MIN_SENTENCE_CHARS, split_sentences
 from qabot.models.embedding import SentenceTransformerEmbedder, embedder_for
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "xquad-dev"
+EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "xquad-dev"
 WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 def say(message: str) -> None:

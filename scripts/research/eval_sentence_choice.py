@@ -103,7 +103,7 @@ def abstention(items: list[dict], questions: np.ndarray, vectors: dict, embedder
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--xquad", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/xquad-dev")
+    parser.add_argument("--xquad", type=Path, default=Path(__file__).resolve().parents[3] / "shared/eval/xquad-dev")
     parser.add_argument("--reranker", type=Path, help="a CrossEncoder folder")
     parser.add_argument("--adapter", type=Path, help="an adapter folder (train_reranker.py --out), merged for this run")
     parser.add_argument("--weights", default="0.25,0.5,0.75,1", help="reranker weights to report")
