@@ -46,6 +46,8 @@ def spec(step: str, when: str, n: int, sig: str = "KILL") -> str:
 def install(value: str) -> None:
     """Wrap the named step so that its ``n``-th call sends the signal (see the module docstring)."""
     step, when, n, sig = value.split(":")
+    if sig == "INT":  # as at a terminal: a pytest-xdist worker ignores SIGINT, and its children inherit that
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     owner, name = STEPS[step]
     real: Callable[..., Any] = getattr(owner, name)
     calls = 0
