@@ -27,14 +27,7 @@ from pathlib import Path
 
 import httpx
 
-QUESTIONS = [
-    "When does Putin land in Alaska?",
-    "Wann landet Putin in Alaska?",
-    "When does the summit in Anchorage begin?",
-    "Wann beginnt der Gipfel in Anchorage?",
-    "How many political prisoners are there in Belarus?",
-    "Mit wem telefonierte Trump vor dem Gipfel?",
-]
+from scripts.bench.sample_questions import QUESTIONS
 
 
 def cores() -> int:

@@ -28,16 +28,8 @@ from qabot.frontends.bot import build_application
 from qabot.frontends.cli import sample_archive
 from qabot.indexer import build_index
 from qabot.models.embedding import embedder_for
+from scripts.bench.sample_questions import QUESTIONS
 from tests.fake_bot_api import TOKEN, FakeBotApi, ask_all_at_once, running
-
-QUESTIONS = [
-    "When does Putin land in Alaska?",
-    "Wann landet Putin in Alaska?",
-    "When does the summit in Anchorage begin?",
-    "Wann beginnt der Gipfel in Anchorage?",
-    "How many political prisoners are there in Belarus?",
-    "Mit wem telefonierte Trump vor dem Gipfel?",
-]
 
 
 async def bench(retriever: Retriever, *, users: int, rounds: int) -> dict[str, object]:
