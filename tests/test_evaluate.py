@@ -298,6 +298,18 @@ def test_an_llm_adds_reply_faithfulness(tmp_path, capsys, monkeypatch):
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in llm.requests)
 
 
+def test_no_recall_50_skips_the_wide_search_and_reports_it_unmeasured(tmp_path, capsys):
+    de, _ = _write(tmp_path)
+    assert command.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache"), "--no-recall-50"], embedder=HashEmbedder()) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["settings"]["wide_k"] is None
+    assert report["de"]["recall@50"] is None and report["de"]["halves"]["A"]["recall@50"] is None
+    assert report["de"]["recall@10"] is not None
+    row = next(line for line in out.err.splitlines() if line.startswith("| de | all |"))
+    assert row.split("|")[7].strip() == "-"  # the R@50 cell: not measured, not 0.000
+
+
 def test_without_an_llm_there_is_no_llm_report(tmp_path, capsys):
     de, _ = _write(tmp_path)
     assert command.main(["--de", str(de), "--cache-dir", str(tmp_path / "cache")], embedder=HashEmbedder()) == 0

@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     parser.add_argument("--k", type=int, help="passages per answer (default: QABOT_TOP_K)")
     parser.add_argument("--reranker", help="CrossEncoder id or folder (default: QABOT_RERANKER, else none)")
     parser.add_argument("--rerank-pool", type=int, help="candidates the reranker rescores (default: QABOT_RERANK_POOL)")
+    parser.add_argument("--no-recall-50", dest="recall_50", action="store_false",
+                        help="skip the second search(k=50) that measures recall@50 (with --rerank-pool it "
+                             "rescores 50 passages a question); the report gives recall@50 as null")
     parser.add_argument("--reader", help="question-answering model id or folder (default: QABOT_READER, else none)")
     parser.add_argument("--llm-url", help="OpenAI-compatible base URL (default: QABOT_LLM_URL, else no LLM)")
     parser.add_argument("--llm-model", help="the LLM's model name (default: QABOT_LLM_MODEL); the key: QABOT_LLM_API_KEY")

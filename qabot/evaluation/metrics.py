@@ -13,7 +13,7 @@ from typing import Any
 from qabot.evaluation.dev_set import HALVES
 
 SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
-WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ)
+WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ); --wide-k 0 skips it
 RECALL_AT = (1, 5, 10, 50)
 MRR_K = 10
 
@@ -27,7 +27,7 @@ class Result:
     question: str
     paragraph_id: str
     rank: int | None  # 1-based rank of the gold paragraph in search(k=10) (distinct articles), None if not there
-    rank_50: int | None  # the same in search(k=50), which reranks a pool of 50: only for recall@50
+    rank_50: int | None  # the same in search(k=50), which reranks a pool of 50: only for recall@50 (None: missing, or not searched)
     top_ids: tuple[str, ...]
     sentence: str | None
     answers: tuple[str, ...]
@@ -81,15 +81,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def summarise(results: Sequence[Result]) -> dict[str, Any]:
-    """The metrics for some results (one language's, or one half of them)."""
+def summarise(results: Sequence[Result], *, wide: bool = True) -> dict[str, Any]:
+    """The metrics for some results (one language's, or one half of them); ``wide`` False: the
+    wide search was not run, and recall@50 is None (not measured), not 0."""
     ranks = [r.rank for r in results]
     latencies = [r.ask_ms for r in results]
     n = len(results)
     return {
         "n": n,
         **{f"recall@{k}": round(paragraph_recall(ranks, k), 4) for k in RECALL_AT if k <= SEARCH_K},
-        f"recall@{WIDE_K}": round(paragraph_recall([r.rank_50 for r in results], WIDE_K), 4),
+        f"recall@{WIDE_K}": round(paragraph_recall([r.rank_50 for r in results], WIDE_K), 4) if wide else None,
         f"mrr@{MRR_K}": round(mrr_at(ranks, MRR_K), 4),
         "sentence_hit@1": round(sum(r.hit for r in results) / n, 4) if n else 0.0,
         "abstention_rate": round(sum(r.sentence is None for r in results) / n, 4) if n else 0.0,
@@ -99,9 +100,9 @@ def summarise(results: Sequence[Result]) -> dict[str, Any]:
     }
 
 
-def summarise_language(results: Sequence[Result]) -> dict[str, Any]:
+def summarise_language(results: Sequence[Result], *, wide: bool = True) -> dict[str, Any]:
     """One language's metrics overall, and per half under ``halves``."""
-    return {**summarise(results), "halves": {h: summarise([r for r in results if r.half == h]) for h in HALVES}}
+    return {**summarise(results, wide=wide), "halves": {h: summarise([r for r in results if r.half == h], wide=wide) for h in HALVES}}
 
 
 TABLE_COLUMNS = (
@@ -119,7 +120,7 @@ def table(report: dict[str, Any]) -> str:
         if language == "settings":
             continue
         for half, m in [("all", metrics), *metrics.get("halves", {}).items()]:
-            cells = [language, half, *(fmt.format(m[key]) for _, key, fmt in TABLE_COLUMNS)]
+            cells = [language, half, *("-" if m.get(key) is None else fmt.format(m[key]) for _, key, fmt in TABLE_COLUMNS)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

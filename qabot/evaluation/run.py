@@ -171,7 +171,7 @@ def in_postgres(index_dir: Path, url: PgUrl) -> dict[str, Any]:
 
 def ask_all(retriever: Retriever, questions: list[Question], *, k: int, wide_k: int | None = WIDE_K) -> list[Result]:
     """Ask every question (timed), then rank it with ``search(k=10)`` and ``search(k=wide_k)``
-    (for recall@50; ``wide_k`` None: not ranked, ``rank_50`` None)."""
+    (for recall@50; ``wide_k`` None or 0: not ranked, ``rank_50`` None)."""
     from tqdm import tqdm
 
     results = []
@@ -223,14 +223,15 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, settings: Settings, e
     with Retriever.open(where, settings=settings, embedder=QuestionOnce(embedder)) as retriever:
         if any(questions.values()):  # warm-up: the first call pays for lazy initialisation
             retriever.ask(next(qs for qs in questions.values() if qs)[0].text)
-        results = {lang: ask_all(retriever, qs, k=settings.top_k) for lang, qs in questions.items()}
+        wide_k = WIDE_K if getattr(args, "recall_50", True) else None
+        results = {lang: ask_all(retriever, qs, k=settings.top_k, wide_k=wide_k) for lang, qs in questions.items()}
         hybrid = retriever.hybrid
         models = retriever.models.to_dict()  # the optional seams actually loaded (null: unset or failed)
         # what ran, not what was asked for: "auto" is bf16 where the CPU does bf16, else fp32
         precision = {"embedder": getattr(embedder, "precision", None), "reranker": getattr(retriever.reranker, "precision", None)}
     report = {
         "settings": {
-            "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "hybrid": hybrid,
+            "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "wide_k": wide_k or None, "hybrid": hybrid,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
             "batch_size": settings.batch_size, "device": settings.device, "precision": precision, "limit": args.limit,
             "halves": "A: questions of the even-numbered articles (0-based index in data), B: odd",
@@ -239,7 +240,7 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, settings: Settings, e
             "distractor_limit": args.distractor_limit if args.distractors else None,
             "index_dir": str(args.keep_index) if args.keep_index else None, **index,
         },
-        **{lang: summarise_language(rs) for lang, rs in results.items()},
+        **{lang: summarise_language(rs, wide=bool(wide_k)) for lang, rs in results.items()},
     }
     if args.per_question:
         with args.per_question.open("w", encoding="utf-8") as out:
