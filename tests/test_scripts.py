@@ -317,6 +317,39 @@ def test_ablate_use_scores_each_text_once_and_weights_the_scores():
     assert ablation.added(np.array([0.7, 0.6]), np.array([0.1, 0.3])).tolist() == pytest.approx([0.8, 0.9])
 
 
+def test_eval_passage_pool_scores_each_question_and_text_once():
+    import numpy as np
+
+    from scripts.research import eval_passage_pool as pool
+
+    class Counting:
+        name, precision = "counting", "fp32"
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, list[str]]] = []
+
+        def score(self, question, texts, *, deadline=None):
+            self.calls.append((question, list(texts)))
+            return np.array([len(t) / 10 for t in texts], dtype=np.float32)
+
+    inner = Counting()
+    cached = pool.CachedReranker(inner)
+    assert cached.score("q", ["a", "bb", "a"]).tolist() == pytest.approx([0.1, 0.2, 0.1])
+    assert cached.score("q", ["bb", "ccc"]).tolist() == pytest.approx([0.2, 0.3])  # only "ccc" is new
+    assert cached.score("other", ["a"]).tolist() == pytest.approx([0.1])  # another question: scored again
+    assert inner.calls == [("q", ["a", "bb"]), ("q", ["ccc"]), ("other", ["a"])]
+    assert (cached.pairs, cached.name, cached.precision) == (4, "counting", "fp32")
+
+
+def test_eval_passage_pool_names_a_missing_index(tmp_path, capsys):
+    from scripts.research import eval_passage_pool as pool
+
+    with pytest.raises(SystemExit) as exit_:
+        pool.main(["--index", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "nowhere" in err and "--keep-index" in err
+
+
 def test_reachable_answers_for_a_listening_host_and_names_the_reason_otherwise():
     import socket
 
