@@ -317,6 +317,36 @@ def test_ablate_use_scores_each_text_once_and_weights_the_scores():
     assert ablation.added(np.array([0.7, 0.6]), np.array([0.1, 0.3])).tolist() == pytest.approx([0.8, 0.9])
 
 
+def test_eval_sentence_choice_abstention_reports_each_signal_per_half():
+    import numpy as np
+
+    from scripts.research import eval_sentence_choice as choice
+
+    axes = {"P1": [1.0, 0.0, 0.0], "P2": [0.0, 1.0, 0.0], "P3": [0.0, 0.0, 1.0]}
+    sentences = {p: [f"{p} s"] for p in axes}
+    items = [{"language": language, "half": half, "question": f"{language}-{p}", "sentences": sentences[p], "paragraph": p}
+             for language in ("en", "de") for p, half in (("P1", "A"), ("P2", "A"), ("P3", "B"))]
+    # each question points at its own paragraph, and a little at the next one (its nearest wrong paragraph)
+    following = {"P1": "P2", "P2": "P3", "P3": "P1"}
+    questions = np.array([np.add(axes[it["paragraph"]], np.multiply(0.5, axes[following[it["paragraph"]]])) for it in items])
+
+    class Embedder:
+        def embed_passages(self, texts):
+            return np.array([axes[t] for t in texts])
+
+    class Backwards:  # the reranker prefers the wrong paragraph's sentence
+        def score(self, question, texts):
+            own = question.split("-")[1]
+            return np.array([0.1 if t.startswith(own) else 0.9 for t in texts])
+
+    vectors = {f"{p} s": np.array(v) for p, v in axes.items()}
+    report = choice.abstention(items, questions, vectors, Embedder(), Backwards())
+    for language in ("en", "de"):
+        for half in ("all", "A", "B"):
+            assert report[language][half] == {"bi_encoder_auc": 1.0, "reranker_auc": 0.0}, (language, half)
+    assert choice.abstention(items, questions, vectors, Embedder(), None)["de"]["B"] == {"bi_encoder_auc": 1.0}
+
+
 def test_eval_passage_pool_scores_each_question_and_text_once():
     import numpy as np
 

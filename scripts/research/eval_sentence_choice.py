@@ -80,7 +80,8 @@ def auc(positive: list[float], negative: list[float]) -> float:
 
 
 def abstention(items: list[dict], questions: np.ndarray, vectors: dict, embedder, reranker) -> dict:
-    """Per language: AUC of today's relevance and of the reranker's best sentence score, gold vs nearest wrong paragraph."""
+    """Per language, overall and per half: AUC of today's relevance and of the reranker's best
+    sentence score, gold vs nearest wrong paragraph."""
     paragraphs = sorted({it["paragraph"] for it in items})
     pvec = dict(zip(paragraphs, embedder.embed_passages(paragraphs)))
     sentences_of = {it["paragraph"]: it["sentences"] for it in items}
@@ -92,12 +93,14 @@ def abstention(items: list[dict], questions: np.ndarray, vectors: dict, embedder
         for label, paragraph in (("answers", it["paragraph"]), ("lacks", wrong)):
             best = max(float(vectors[s] @ q) for s in sentences_of[paragraph])
             cross = float(np.max(reranker.score(it["question"], sentences_of[paragraph]))) if reranker is not None else 0.0
-            signals.setdefault((it["language"], label), []).append((0.5 * sims[paragraph] + 0.5 * best, cross))
+            signals.setdefault((it["language"], label), []).append((0.5 * sims[paragraph] + 0.5 * best, cross, it["half"]))
     for language in ("en", "de"):
-        yes, no = signals[(language, "answers")], signals[(language, "lacks")]
-        out[language] = {"bi_encoder_auc": auc([a for a, _ in yes], [a for a, _ in no])}
-        if reranker is not None:
-            out[language]["reranker_auc"] = auc([b for _, b in yes], [b for _, b in no])
+        out[language] = {}
+        for half in ("all", *HALVES):
+            yes, no = ([s for s in signals[(language, label)] if half in ("all", s[2])] for label in ("answers", "lacks"))
+            out[language][half] = {"bi_encoder_auc": auc([a for a, _, _ in yes], [a for a, _, _ in no])}
+            if reranker is not None:
+                out[language][half]["reranker_auc"] = auc([b for _, b, _ in yes], [b for _, b, _ in no])
     return out
 
 
