@@ -13,7 +13,7 @@ from typing import Any
 from qabot.evaluation.dev_set import HALVES
 
 SEARCH_K = 10  # recall@1/5/10 and MRR@10 come from search(k=10): the default rerank pool, as an answer ranks
-WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ); --wide-k 0 skips it
+WIDE_K = 50  # recall@50 from a second search(k=50) (its pool is 50, so its top 10 may differ); evaluate.py --no-recall-50 skips it
 RECALL_AT = (1, 5, 10, 50)
 MRR_K = 10
 

@@ -231,7 +231,7 @@ def evaluate(args: argparse.Namespace, index_dir: Path, *, settings: Settings, e
         precision = {"embedder": getattr(embedder, "precision", None), "reranker": getattr(retriever.reranker, "precision", None)}
     report = {
         "settings": {
-            "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "wide_k": wide_k or None, "hybrid": hybrid,
+            "model": embedder.name, "models": models, "rerank_pool": settings.rerank_pool, "k": settings.top_k, "search_k": SEARCH_K, "wide_k": wide_k, "hybrid": hybrid,
             "chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap,
             "batch_size": settings.batch_size, "device": settings.device, "precision": precision, "limit": args.limit,
             "halves": "A: questions of the even-numbered articles (0-based index in data), B: odd",
