@@ -62,10 +62,16 @@ class CachedReranker:
         return np.array([self.cache[(question, t)] for t in texts], dtype=np.float32)
 
 
-def figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """recall@1 and answer-sentence hit@1, overall and per half."""
-    pick = lambda m: {"R@1": m["recall@1"], "sent": m["sentence_hit@1"]}  # noqa: E731
-    return {"all": pick(summary), **{h: pick(m) for h, m in summary["halves"].items()}}
+def figures(retriever: Retriever, questions: dict[str, list], *, k: int) -> dict[str, Any]:
+    """Per language, overall and per half: recall@1 and answer-sentence hit@1 of ``retriever`` as it is set now."""
+    def pick(m: dict[str, Any]) -> dict[str, float]:
+        return {"R@1": m["recall@1"], "sent": m["sentence_hit@1"]}
+
+    out = {}
+    for lang, qs in questions.items():
+        summary = summarise_language(ask_all(retriever, qs, k=k, wide_k=None))
+        out[lang] = {"all": pick(summary), **{h: pick(m) for h, m in summary["halves"].items()}}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,16 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         retriever.reranker = cached
         report["reranker"] = cached.name
         retriever.rerank_pool = 0
-        report["pool 0"] = {lang: figures(summarise_language(ask_all(retriever, qs, k=settings.top_k, wide_k=None)))
-                            for lang, qs in questions.items()}
+        report["pool 0"] = figures(retriever, questions, k=settings.top_k)
         try:
             for pool in pools:
                 for weight in weights:
                     ranking_steps.rerank = functools.partial(plain_rerank, reranker_weight=weight)
                     retriever.rerank_pool = pool
                     key = f"pool {pool}, w{weight:g}"
-                    report[key] = {lang: figures(summarise_language(ask_all(retriever, qs, k=settings.top_k, wide_k=None)))
-                                   for lang, qs in questions.items()}
+                    report[key] = figures(retriever, questions, k=settings.top_k)
                     print(key, {lang: m["all"] for lang, m in report[key].items()}, file=sys.stderr, flush=True)
         finally:
             ranking_steps.rerank = plain_rerank
