@@ -11,9 +11,10 @@ paragraph with qabot's own sentence splitter, mines the bi-encoder's nearest wro
 for every question (multilingual-e5-small itself, cached in ``--work``), builds groups (the
 answering sentence, then the paragraph's other sentences and a sentence of a near-miss
 paragraph; for a share of the questions also the paragraph against the near misses), and
-trains LoRA adapters on every layer's attention and feed-forward matrices plus the pooler and
-a one-logit head, with the word embeddings frozen, in bf16 where the CPU has it. The loss is
-listwise (softmax over each group, the positive first) or binary cross-entropy per pair.
+trains LoRA adapters on the attention and feed-forward matrices (``--modules``) of every layer
+or of the upper ones (``--from-layer``) plus the pooler and a one-logit head, with the word
+embeddings frozen, in bf16 where the CPU has it. The loss is listwise (softmax over each
+group, the positive first) or binary cross-entropy per pair.
 
 It writes ``adapter.safetensors`` and ``reranker.json`` (what ``qabot model install`` merges
 into a CrossEncoder folder, :mod:`qabot.models.reranker_build`) and ``training.json`` (the
@@ -94,13 +95,23 @@ def build_groups(questions: list[QA], neighbours: list[list[QA]], *, negatives: 
     return groups
 
 
-def lora_targets(from_layer: int) -> str:
+# Which of a layer's matrices get adapters (--modules): LORA_TARGETS adapts them all.
+MODULES = {"all": None,
+           "attention": r"attention\.self\.(query|key|value)|attention\.output\.dense",
+           "feed-forward": r"intermediate\.dense|output\.dense"}
+
+
+def lora_targets(from_layer: int, modules: str = "all") -> str:
     """The adapted matrices: every layer's (LORA_TARGETS), or only those of layers ``from_layer`` and up
-    (the backward pass then stops there: cheaper, and the lower layers' cross-lingual alignment stays)."""
+    (the backward pass then stops there: cheaper, and the lower layers' cross-lingual alignment stays),
+    and of each layer only the attention or the feed-forward matrices when ``modules`` says so."""
+    targets = LORA_TARGETS
+    if MODULES[modules] is not None:
+        targets = rf".*encoder\.layer\.\d+\.({MODULES[modules]})"
     if from_layer <= 0:
-        return LORA_TARGETS
+        return targets
     layers = "|".join(str(i) for i in range(from_layer, 64))
-    return LORA_TARGETS.replace(r"layer\.\d+\.", rf"layer\.({layers})\.")
+    return targets.replace(r"layer\.\d+\.", rf"layer\.({layers})\.")
 
 
 def make_model(base: Path, *, rank: int, alpha: int, dropout: float, seed: int, targets: str = LORA_TARGETS):
@@ -135,7 +146,7 @@ def train(args: argparse.Namespace) -> dict:
     log.info("%d groups %s from %d questions; %.0f s so far", len(groups), kinds, len(chosen), time.monotonic() - started)
 
     ce, model = make_model(base, rank=args.rank, alpha=args.alpha, dropout=args.dropout, seed=args.seed,
-                           targets=lora_targets(args.from_layer))
+                           targets=lora_targets(args.from_layer, args.modules))
     tokenizer = ce.tokenizer
     bf16 = args.precision == "bf16" or (args.precision == "auto" and _cpu_bf16())
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -186,7 +197,7 @@ def train(args: argparse.Namespace) -> dict:
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     config = save_adapter(model, args.out, rank=args.rank, alpha=args.alpha, max_length=args.max_length,
-                          prefixes=args.prefixes, targets=lora_targets(args.from_layer))
+                          prefixes=args.prefixes, targets=lora_targets(args.from_layer, args.modules))
     card = {
         "command": " ".join(sys.argv), "seed": args.seed, "data": checksums,
         "questions_read": len(questions), "questions_used": len(chosen),
@@ -256,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", choices=("listwise", "bce"), default="listwise")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--from-layer", type=int, default=0, help="adapt only layers N and up (0: all)")
+    parser.add_argument("--modules", choices=tuple(MODULES), default="all",
+                        help="which matrices of a layer get adapters (default: attention and feed-forward)")
     parser.add_argument("--alpha", type=int, default=32)
     parser.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (0: measured 1.6x faster)")
     parser.add_argument("--lr", type=float, default=3e-4)

@@ -102,3 +102,22 @@ def test_training_on_a_tiny_slice_writes_an_adapter_that_merges_and_loads(tmp_pa
     merged = CrossEncoderReranker(build_reranker(base, tmp_path / "merged", adapter=out))
     scores = merged.score("Wann kommt der Zug an?", ["Er kommt um 12 Uhr an.", "Die Fahrt kostet 30 Euro."])
     assert scores.shape == (2,) and ((scores > 0) & (scores < 1)).all()
+
+
+def test_modules_and_from_layer_choose_which_matrices_get_adapters():
+    import re
+
+    from scripts.train_reranker import lora_targets
+
+    kinds = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+             "intermediate.dense", "output.dense", "attention.output.LayerNorm", "output.LayerNorm"]
+    names = [f"bert.encoder.layer.{i}.{k}" for i in (2, 6, 11) for k in kinds] + ["bert.pooler.dense", "classifier"]
+
+    def adapted(pattern: str) -> set[tuple[int, str]]:
+        return {(int(n.split(".")[3]), n.split(".", 4)[4]) for n in names if re.fullmatch(pattern, n)}
+
+    attention, feed_forward = set(kinds[:4]), set(kinds[4:6])
+    assert adapted(lora_targets(0)) == {(i, k) for i in (2, 6, 11) for k in attention | feed_forward}
+    assert adapted(lora_targets(6)) == {(i, k) for i in (6, 11) for k in attention | feed_forward}
+    assert adapted(lora_targets(6, "attention")) == {(i, k) for i in (6, 11) for k in attention}
+    assert adapted(lora_targets(0, "feed-forward")) == {(i, k) for i in (2, 6, 11) for k in feed_forward}
