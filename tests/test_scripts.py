@@ -347,6 +347,36 @@ def test_eval_sentence_choice_abstention_reports_each_signal_per_half():
     assert choice.abstention(items, questions, vectors, Embedder(), None)["de"]["B"] == {"bi_encoder_auc": 1.0}
 
 
+def test_soup_adapters_merges_to_the_mean_of_the_merged_models(tmp_path, capsys):
+    import numpy as np
+
+    from qabot.models.reranker_build import merge, read_adapter, write_adapter
+    from scripts.research import soup_adapters
+
+    rng = np.random.default_rng(3)
+    base = {"layer.0.q.weight": rng.normal(size=(6, 5)), "layer.1.q.weight": rng.normal(size=(6, 5)),
+            "classifier.weight": rng.normal(size=(1, 6))}
+    folders = []
+    for i, (rank, alpha) in enumerate(((2, 4), (3, 3))):
+        tensors = {f"layer.{j}.q.{ab}": rng.normal(size=(rank, 5) if ab == "lora_A" else (6, rank))
+                   for j in (0, 1) for ab in ("lora_A", "lora_B")} | {"classifier.weight": rng.normal(size=(1, 6))}
+        write_adapter(tensors, tmp_path / f"a{i}", rank=rank, alpha=alpha, max_length=96, prefixes=True)
+        folders.append(tmp_path / f"a{i}")
+    assert soup_adapters.main([*map(str, folders), "--out", str(tmp_path / "soup")]) == 0
+    config, soup = read_adapter(tmp_path / "soup")
+    assert (config["rank"], config["alpha"]) == (5, 5) and config["prefixes"] is True
+    merged = [merge(base, tensors, scaling=c["alpha"] / c["rank"]) for c, tensors in map(read_adapter, folders)]
+    souped = merge(base, soup, scaling=1.0)
+    for name in base:
+        np.testing.assert_allclose(souped[name], (merged[0][name] + merged[1][name]) / 2, atol=5e-3)
+    assert not np.allclose(souped["layer.0.q.weight"], merged[0]["layer.0.q.weight"], atol=0.1)
+
+    write_adapter({"layer.0.q.lora_A": np.ones((2, 5)), "layer.0.q.lora_B": np.ones((6, 2))}, tmp_path / "other",
+                  rank=2, alpha=4, max_length=96, prefixes=True)
+    assert soup_adapters.main([str(folders[0]), str(tmp_path / "other"), "--out", str(tmp_path / "bad")]) == 2
+    assert "adapt different matrices" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_eval_passage_pool_scores_each_question_and_text_once():
     import numpy as np
 

@@ -204,9 +204,16 @@ def _write_merged(base: Path, tmp: Path, config: Mapping[str, Any], tensors: Map
 def save_adapter(peft_model: Any, out: Path, *, rank: int, alpha: int, max_length: int, prefixes: bool,
                  targets: str = LORA_TARGETS) -> dict[str, Any]:
     """Write a trained peft model's adapter (float16) and ``reranker.json`` into ``out``; return the config."""
+    return write_adapter(adapter_from_peft(peft_model.state_dict()), out, rank=rank, alpha=alpha,
+                         max_length=max_length, prefixes=prefixes, targets=targets)
+
+
+def write_adapter(tensors: Mapping[str, np.ndarray], out: Path, *, rank: int, alpha: int, max_length: int,
+                  prefixes: bool, targets: str = LORA_TARGETS) -> dict[str, Any]:
+    """Write adapter tensors (as float16) and ``reranker.json`` into ``out``; return the config."""
     from safetensors.numpy import save
 
-    tensors = {k: v.astype(np.float16) for k, v in sorted(adapter_from_peft(peft_model.state_dict()).items())}
+    tensors = {k: np.asarray(v).astype(np.float16) for k, v in sorted(tensors.items())}
     raw = save(tensors, metadata={"format": "qabot-lora", "rank": str(rank), "alpha": str(alpha)})
     out.mkdir(parents=True, exist_ok=True)
     (out / ADAPTER_FILE).write_bytes(raw)
