@@ -95,19 +95,16 @@ def build_groups(questions: list[QA], neighbours: list[list[QA]], *, negatives: 
     return groups
 
 
-# Which of a layer's matrices get adapters (--modules): LORA_TARGETS adapts them all.
-MODULES = {"all": None,
-           "attention": r"attention\.self\.(query|key|value)|attention\.output\.dense",
-           "feed-forward": r"intermediate\.dense|output\.dense"}
+# Which of a layer's matrices get adapters (--modules); "all" gives LORA_TARGETS.
+ATTENTION, FEED_FORWARD = r"attention\.self\.(query|key|value)|attention\.output\.dense", r"intermediate\.dense|output\.dense"
+MODULES = {"all": f"{ATTENTION}|{FEED_FORWARD}", "attention": ATTENTION, "feed-forward": FEED_FORWARD}
 
 
 def lora_targets(from_layer: int, modules: str = "all") -> str:
     """The adapted matrices: every layer's (LORA_TARGETS), or only those of layers ``from_layer`` and up
     (the backward pass then stops there: cheaper, and the lower layers' cross-lingual alignment stays),
     and of each layer only the attention or the feed-forward matrices when ``modules`` says so."""
-    targets = LORA_TARGETS
-    if MODULES[modules] is not None:
-        targets = rf".*encoder\.layer\.\d+\.({MODULES[modules]})"
+    targets = rf".*encoder\.layer\.\d+\.({MODULES[modules]})"
     if from_layer <= 0:
         return targets
     layers = "|".join(str(i) for i in range(from_layer, 64))

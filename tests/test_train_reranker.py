@@ -107,6 +107,7 @@ def test_training_on_a_tiny_slice_writes_an_adapter_that_merges_and_loads(tmp_pa
 def test_modules_and_from_layer_choose_which_matrices_get_adapters():
     import re
 
+    from qabot.models.reranker_build import LORA_TARGETS
     from scripts.train_reranker import lora_targets
 
     kinds = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -116,6 +117,7 @@ def test_modules_and_from_layer_choose_which_matrices_get_adapters():
     def adapted(pattern: str) -> set[tuple[int, str]]:
         return {(int(n.split(".")[3]), n.split(".", 4)[4]) for n in names if re.fullmatch(pattern, n)}
 
+    assert lora_targets(0) == LORA_TARGETS  # what the shipped adapter's reranker.json records
     attention, feed_forward = set(kinds[:4]), set(kinds[4:6])
     assert adapted(lora_targets(0)) == {(i, k) for i in (2, 6, 11) for k in attention | feed_forward}
     assert adapted(lora_targets(6)) == {(i, k) for i in (6, 11) for k in attention | feed_forward}
