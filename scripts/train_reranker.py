@@ -41,7 +41,16 @@ from qabot.config import Settings
 from qabot.models.embedding import load_embedder
 from qabot.models.provision import default_model_dir, install_model
 from qabot.models.reranker_build import ADAPTER_FILE, LORA_TARGETS, save_adapter
-from qabot.training.reranker_data import QA, Group, paragraphs_of, passage_group, read_sources, sample, sentence_group
+from qabot.training.reranker_data import (
+    QA,
+    Group,
+    paragraphs_of,
+    passage_group,
+    read_sources,
+    sample,
+    sample_with_share,
+    sentence_group,
+)
 
 log = logging.getLogger("train_reranker")
 
@@ -132,8 +141,12 @@ def train(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     questions, unanswerable, checksums = read_sources(args.data)
     log.info("read %d questions (%d unanswerable kept apart)", len(questions), len(unanswerable))
-    chosen = sample(questions, args.questions, seed=args.seed, per_source={"reddit": args.questions // 5,
-                                                                            "amazon": args.questions // 5})
+    caps = {"reddit": args.questions // 5, "amazon": args.questions // 5}
+    if args.german_share is None:
+        chosen = sample(questions, args.questions, seed=args.seed, per_source=caps)
+    else:
+        chosen = sample_with_share(questions, args.questions, seed=args.seed, language="de", share=args.german_share,
+                                   per_source=caps)
     base = args.base if args.base is not None else install_model(default_model_dir(Settings().model_cache_dir))
     embedder = load_embedder("multilingual-e5-small", cache_dir=Settings().model_cache_dir, precision="auto")
     neighbours = mine_neighbours(chosen, embedder=embedder, work=args.work, top=3)
@@ -198,6 +211,7 @@ def train(args: argparse.Namespace) -> dict:
     card = {
         "command": " ".join(sys.argv), "seed": args.seed, "data": checksums,
         "questions_read": len(questions), "questions_used": len(chosen),
+        "questions_by_language": dict(Counter(q.language for q in chosen)),
         "questions_by_source": dict(Counter(q.source for q in chosen)), "groups": kinds,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "steps_done": step + 1, "steps_planned": steps, "pairs_seen": pairs_seen, "loss_curve": curve,
@@ -261,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=12000)
     parser.add_argument("--negatives", type=int, default=3)
     parser.add_argument("--passage-share", type=float, default=0.15)
+    parser.add_argument("--german-share", type=float, default=None,
+                        help="German questions as this share of --questions, oversampled when there are too few "
+                             "(0: none; default: drawn like the rest)")
     parser.add_argument("--loss", choices=("listwise", "bce"), default="listwise")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--from-layer", type=int, default=0, help="adapt only layers N and up (0: all)")

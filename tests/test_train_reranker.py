@@ -57,6 +57,23 @@ def test_a_sentence_group_never_uses_a_sentence_holding_the_answer_as_a_negative
     assert passages is not None and passages.texts == (text, other.paragraph) and passages.kind == "passage"
 
 
+def test_a_language_share_oversamples_a_small_set_and_zero_leaves_it_out():
+    def qa(i: int, language: str, source: str) -> data.QA:
+        return data.QA(source, "t", f"{language} question {i}", "p", ("p",), 0, "p", language)
+
+    pool = [qa(i, "de", "germanquad") for i in range(3)] + [qa(i, "en", "new_wiki") for i in range(40)]
+    chosen = data.sample_with_share(pool, 20, seed=1, language="de", share=0.4)
+    german = [q.question for q in chosen if q.language == "de"]
+    assert len(chosen) == 20 and len(german) == 8
+    assert set(german) == {q.question for q in pool[:3]} and max(german.count(g) for g in german) == 3, \
+        "each German question is taken before any is taken again"
+    assert len({q.question for q in chosen if q.language == "en"}) == 12, "the rest are drawn once each"
+    assert chosen == data.sample_with_share(pool, 20, seed=1, language="de", share=0.4), "seeded"
+    assert all(q.language == "en" for q in data.sample_with_share(pool, 20, seed=1, language="de", share=0.0))
+    with pytest.raises(ValueError, match="share"):
+        data.sample_with_share(pool, 20, seed=1, language="de", share=1.5)
+
+
 def _tiny_corpus(root: Path) -> None:
     """Every file read_sources reads, each with a few questions (English, German, SelQA)."""
     paragraphs = [PARAGRAPH, "Der Zug fährt um 9 Uhr ab. Er kommt um 12 Uhr an. Die Fahrt kostet 30 Euro.",

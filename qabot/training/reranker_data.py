@@ -218,6 +218,27 @@ def sample(questions: Sequence[QA], limit: int, *, seed: int, per_source: dict[s
     return out
 
 
+def sample_with_share(questions: Sequence[QA], limit: int, *, seed: int, language: str, share: float,
+                      per_source: dict[str, int] | None = None) -> list[QA]:
+    """``limit`` questions of which ``round(limit * share)`` are in ``language``: each of those once in
+    a seeded order, then again in a fresh order while more are wanted (oversampling a small set); the
+    rest drawn by :func:`sample` from the other languages. ``share`` 0 leaves ``language`` out."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be within [0, 1], got {share}")
+    rng = random.Random(seed)
+    own = [q for q in questions if q.language == language]
+    want = round(limit * share) if own else 0
+    picked: list[QA] = []
+    while len(picked) < want:
+        order = list(own)
+        rng.shuffle(order)
+        picked += order[: want - len(picked)]
+    rest = sample([q for q in questions if q.language != language], limit - len(picked), seed=seed, per_source=per_source)
+    out = picked + rest
+    rng.shuffle(out)
+    return out
+
+
 def paragraphs_of(questions: Iterable[QA]) -> list[QA]:
     """One representative question per distinct (source, paragraph), in first-seen order."""
     seen: dict[tuple[str, str], QA] = {}
