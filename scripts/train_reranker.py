@@ -147,8 +147,9 @@ def train(args: argparse.Namespace) -> dict:
     else:
         chosen = sample_with_share(questions, args.questions, seed=args.seed, language="de", share=args.german_share,
                                    per_source=caps)
-    base = args.base if args.base is not None else install_model(default_model_dir(Settings().model_cache_dir))
-    embedder = load_embedder("multilingual-e5-small", cache_dir=Settings().model_cache_dir, precision="auto")
+    cache = Settings.load().model_cache_dir  # QABOT_CACHE_DIR, as qabot itself reads it
+    base = args.base if args.base is not None else install_model(default_model_dir(cache))
+    embedder = load_embedder("multilingual-e5-small", cache_dir=cache, precision="auto")
     neighbours = mine_neighbours(chosen, embedder=embedder, work=args.work, top=3)
     del embedder
     groups = build_groups(chosen, neighbours, negatives=args.negatives, passage_share=args.passage_share, seed=args.seed)

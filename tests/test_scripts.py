@@ -347,6 +347,54 @@ def test_eval_sentence_choice_abstention_reports_each_signal_per_half():
     assert choice.abstention(items, questions, vectors, Embedder(), None)["de"]["B"] == {"bi_encoder_auc": 1.0}
 
 
+def _tiny_xquad(folder: Path) -> Path:
+    """A two-language SQuAD pair like ../shared/eval/xquad-dev: 4 articles (halves A, B, A, B), one question each."""
+    facts = [("Alpen", "Die Zugspitze ist 2962 Meter hoch.", "Wie hoch ist die Zugspitze?", "How high is the Zugspitze?"),
+             ("Rhein", "Der Rhein ist 1233 Kilometer lang.", "Wie lang ist der Rhein?", "How long is the Rhine?"),
+             ("Kaffee", "Kaffee wurde zuerst in Äthiopien getrunken.", "Wo wurde Kaffee zuerst getrunken?",
+              "Where was coffee first drunk?"),
+             ("Mond", "Der Mond ist 384400 Kilometer entfernt.", "Wie weit ist der Mond entfernt?", "How far is the moon?")]
+    folder.mkdir(parents=True, exist_ok=True)
+    for language, column in (("de", 2), ("en", 3)):
+        data = [{"title": fact[0], "paragraphs": [{"context": fact[1], "qas": [
+            {"id": fact[0], "question": fact[column], "answers": [{"text": fact[1], "answer_start": 0}]}]}]} for fact in facts]
+        (folder / f"xquad.{language}.json").write_text(json.dumps({"data": data}), encoding="utf-8")
+    return folder
+
+
+def test_eval_abstention_asks_each_question_with_and_without_its_article(tmp_path, env):
+    xquad = _tiny_xquad(tmp_path / "xquad")
+    env = {**env, "QABOT_RERANKER": ""}  # the tiny model has no reranker: the relevance signal alone
+    index = tmp_path / "index"
+    _run("scripts.evaluate", "--de", str(xquad / "xquad.de.json"), "--en", str(xquad / "xquad.en.json"),
+         "--keep-index", str(index), "--no-recall-50", env=env, cwd=tmp_path)
+    _run("scripts.research.eval_abstention", "--index", str(index), "--xquad", str(xquad), "--keep", "1.0",
+         "--work", str(tmp_path / "work"), "--output", str(tmp_path / "report.json"), env=env, cwd=tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "report.rows.jsonl").read_text().splitlines()]
+    assert Counter((r["language"], r["case"]) for r in rows) == {(lang, case): 4 for lang in ("en", "de")
+                                                                 for case in ("answers", "absent")}
+    assert all(r["reranker"] is None for r in rows) and "reranker" not in report["de"]
+    relevance = report["de"]["relevance"]
+    assert relevance["kept_answerable_A"] == 1.0, "--keep 1.0: the threshold keeps every answerable question of A"
+    assert 0.0 <= relevance["auc_all"] <= 1.0 and set(relevance) >= {"auc_A", "auc_B", "threshold_from_A", "answered_absent_B"}
+    assert index.is_dir() and not (tmp_path / "work" / "without").exists(), "the copies are removed, the index kept"
+
+
+def test_eval_abstention_threshold_keeps_the_asked_share():
+    from scripts.research import eval_abstention as abstention
+
+    values = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    assert abstention.threshold_keeping(values, 1.0) == 0.0
+    assert abstention.threshold_keeping(values, 0.9) == pytest.approx(0.1)
+    assert abstention.threshold_keeping(values, 0.25) == pytest.approx(0.7), "3 of 10 reach it: at least the share"
+    rows = [{"language": "de", "half": h, "case": c, "relevance": v, "reranker": 1 - v}
+            for h in ("A", "B") for c, v in (("answers", 0.9), ("answers", 0.8), ("absent", 0.85), ("absent", 0.1))]
+    de = abstention.summarise(rows, keep=1.0)["de"]
+    assert de["relevance"]["threshold_from_A"] == 0.8 and de["relevance"]["answered_absent_B"] == 0.5
+    assert de["relevance"]["auc_B"] == 0.75 and de["reranker"]["auc_B"] == 0.25
+
+
 def test_soup_adapters_merges_to_the_mean_of_the_merged_models(tmp_path, capsys):
     import numpy as np
 

@@ -99,6 +99,7 @@ class Ranked:
     relevance: float  # the best kept passage's blended similarity, before bonuses
     notes: tuple[str, ...]
     reranker: str | None = None  # the reranker whose scores ordered the passages (None: the bi-encoder's alone)
+    reranker_best: float | None = None  # the reranker's best score among the answer sentences it read (None: it read none)
 
 
 def leg_size(since: date | None, until: date | None) -> int:

@@ -342,7 +342,7 @@ class Retriever:
         if cross is None:
             return ranked, scores
         scores = reranker_blend.rescore_best(scores, best, cross)
-        ranked = replace(ranked, reranker=reranker.name)
+        ranked = replace(ranked, reranker=reranker.name, reranker_best=float(np.max(cross)))
         if self.lead_with_answer:
             ranked = reranker_blend.lead_with(ranked, ranked.sentences[int(np.argmax(scores))].passage_index)
         return ranked, scores

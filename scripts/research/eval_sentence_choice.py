@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--abstention", action="store_true", help="also measure abstention signals (see above)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = Settings.load()
     items = dev_items(args.xquad)
     embedder = load_embedder(settings.model, cache_dir=settings.model_cache_dir)
     texts = sorted({s for it in items for s in it["sentences"]})
