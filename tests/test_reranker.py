@@ -103,9 +103,18 @@ def test_settings_name_the_reranker_and_retriever_open_loads_it(tiny_reranker: P
 def test_abstention_with_a_reranker_stays_the_bi_encoder_gate(tiny_reranker: Path, sample_index: Path, e5,
                                                              model_cache_dir: Path):
     settings = Settings(reranker=str(tiny_reranker), cache_dir=model_cache_dir)
-    with Retriever.open(sample_index, embedder=e5) as plain, Retriever.open(sample_index, settings=settings, embedder=e5) as rr:
+    without_reranker = Settings(reranker=None, cache_dir=model_cache_dir)  # the default would be the built-in one
+    with Retriever.open(sample_index, settings=without_reranker, embedder=e5) as plain, \
+            Retriever.open(sample_index, settings=settings, embedder=e5) as rr:
+        assert plain.reranker is None
         for question in QUESTIONS:
             assert rr.ask(question).found == plain.ask(question).found, question
+        # what scripts/research/eval_abstention.py compares: the same relevance, and the reranker's best score
+        from scripts.research.eval_abstention import signals
+
+        with_reranker, without = signals(rr, QUESTIONS[0]), signals(plain, QUESTIONS[0])
+        assert without["reranker"] is None and isinstance(with_reranker["reranker"], float)
+        assert with_reranker["relevance"] == pytest.approx(without["relevance"])
 
 
 def test_a_broken_reranker_folder_falls_back_with_one_log_line(tmp_path: Path, sample_index: Path, e5,
