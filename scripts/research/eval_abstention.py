@@ -53,6 +53,8 @@ def threshold_keeping(values: list[float], keep: float) -> float:
 
 
 def summarise(rows: list[dict], keep: float) -> dict:
+    """Per language and signal (one a row lacks is left out): AUC per half, and half A's threshold
+    for ``keep`` with the shares of each half's answerable questions kept and absent ones answered."""
     out: dict = {}
     for language in sorted({r["language"] for r in rows}):
         mine = [r for r in rows if r["language"] == language]
